@@ -1,0 +1,275 @@
+// The C ABI declared in include/tandem.h: exports only. Each function checks
+// its arguments, calls the engine, and turns every error into a result code
+// plus a message kept on the handle. Nothing is thrown across the boundary.
+import Foundation
+import TandemCore
+import TandemEngine
+
+/// The object behind `tandem *`.
+final class Handle {
+    let engine: Engine
+    var code: ResultCode = .ok
+    /// Borrowed by the host until the next call on the handle.
+    var message: UnsafeMutablePointer<CChar>
+    var sqlstate: UnsafeMutablePointer<CChar>
+    var callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
+    var context: UnsafeMutableRawPointer?
+
+    init(engine: Engine) {
+        self.engine = engine
+        message = strdup("")
+        sqlstate = strdup("")
+    }
+
+    deinit {
+        free(message)
+        free(sqlstate)
+    }
+
+    func set(_ code: ResultCode, _ text: String, sqlstate state: String? = nil) -> Int32 {
+        self.code = code
+        free(message)
+        message = strdup(text)
+        free(sqlstate)
+        sqlstate = strdup(state ?? "")
+        return code.rawValue
+    }
+
+    /// Runs one call: success clears the error; any error becomes its code.
+    func call(_ work: () throws -> Void) -> Int32 {
+        do {
+            try work()
+            return set(.ok, "")
+        } catch let error as TandemError {
+            return set(error.code, error.message, sqlstate: error.sqlstate)
+        } catch {
+            return set(.error, String(describing: error))
+        }
+    }
+}
+
+/// Static texts for NULL handles; never freed.
+private let nullHandleMessage: StaticString = "the tandem handle is NULL"
+private let emptyText: StaticString = ""
+
+private func staticText(_ text: StaticString) -> UnsafePointer<CChar> {
+    UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+private func handle(_ pointer: OpaquePointer?) -> Handle? {
+    guard let pointer else { return nil }
+    return Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+}
+
+/// A C string argument as Swift text; nil for NULL or invalid UTF-8.
+private func text(_ pointer: UnsafePointer<CChar>?) -> String? {
+    guard let pointer else { return nil }
+    return String(validatingCString: pointer)
+}
+
+/// Checks a string argument; on failure the handle's error says which.
+private func argument(_ pointer: UnsafePointer<CChar>?, _ name: String, on handle: Handle) throws -> String {
+    guard let pointer else { throw TandemError(.misuse, "\(name) is NULL") }
+    guard let value = String(validatingCString: pointer) else { throw TandemError(.misuse, "\(name) is not valid UTF-8") }
+    return value
+}
+
+private func give(_ string: String, to out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) {
+    out.pointee = strdup(string)
+}
+
+// MARK: - Version
+
+@_cdecl("tandem_libversion")
+public func tandem_libversion() -> UnsafePointer<CChar> { staticText("0.1.0") }
+
+@_cdecl("tandem_libversion_number")
+public func tandem_libversion_number() -> Int32 { 1000 }
+
+@_cdecl("tandem_errstr")
+public func tandem_errstr(_ code: Int32) -> UnsafePointer<CChar> {
+    switch ResultCode(rawValue: code) {
+    case .ok: return staticText("not an error")
+    case .error: return staticText("internal error")
+    case .misuse: return staticText("library used incorrectly")
+    case .config: return staticText("configuration error")
+    case .permission: return staticText("permission denied")
+    case .database: return staticText("database error")
+    case .connect: return staticText("connection error")
+    case .busy: return staticText("another host is the active syncer")
+    case .state: return staticText("not allowed in the current state")
+    case .notFound: return staticText("not found")
+    case nil: return staticText("unknown result code")
+    }
+}
+
+// MARK: - Lifecycle
+
+@_cdecl("tandem_open")
+public func tandem_open(_ conninfo: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?,
+                        _ errmsg: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    func fail(_ code: ResultCode, _ message: String) -> Int32 {
+        if let errmsg { errmsg.pointee = strdup(message) }
+        return code.rawValue
+    }
+    guard let out else { return fail(.misuse, "tandem_open: the out-parameter is NULL") }
+    guard let conninfo else { return fail(.misuse, "tandem_open: the connection string is NULL") }
+    guard let info = text(conninfo) else { return fail(.misuse, "tandem_open: the connection string is not valid UTF-8") }
+    do {
+        let engine = try Engine(conninfo: info)
+        let object = Handle(engine: engine)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(object).toOpaque())
+        return ResultCode.ok.rawValue
+    } catch let error as TandemError {
+        return fail(error.code, error.message)
+    } catch {
+        return fail(.connect, String(describing: error))
+    }
+}
+
+@_cdecl("tandem_close")
+public func tandem_close(_ db: OpaquePointer?) {
+    guard let db else { return }
+    let object = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(db))
+    object.takeUnretainedValue().engine.close()
+    object.release()
+}
+
+// MARK: - Errors
+
+@_cdecl("tandem_errcode")
+public func tandem_errcode(_ db: OpaquePointer?) -> Int32 {
+    handle(db)?.code.rawValue ?? ResultCode.misuse.rawValue
+}
+
+@_cdecl("tandem_errmsg")
+public func tandem_errmsg(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
+    guard let object = handle(db) else { return staticText(nullHandleMessage) }
+    return UnsafePointer(object.message)
+}
+
+@_cdecl("tandem_sqlstate")
+public func tandem_sqlstate(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
+    guard let object = handle(db) else { return staticText(emptyText) }
+    return UnsafePointer(object.sqlstate)
+}
+
+// MARK: - Schema and configuration
+
+@_cdecl("tandem_install")
+public func tandem_install(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.install() }
+}
+
+@_cdecl("tandem_validate")
+public func tandem_validate(_ db: OpaquePointer?, _ config: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.validate(try argument(config, "config_json", on: object)) }
+}
+
+@_cdecl("tandem_configure")
+public func tandem_configure(_ db: OpaquePointer?, _ config: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.configure(try argument(config, "config_json", on: object)) }
+}
+
+@_cdecl("tandem_attach")
+public func tandem_attach(_ db: OpaquePointer?, _ integration: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.attach(try argument(integration, "integration", on: object)) }
+}
+
+// MARK: - Tabs and sync
+
+@_cdecl("tandem_activate")
+public func tandem_activate(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.activate(try argument(tab, "tab", on: object)) }
+}
+
+@_cdecl("tandem_sync")
+public func tandem_sync(_ db: OpaquePointer?, _ changes: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call {
+        let summary = try object.engine.pass()
+        changes?.pointee = summary.written
+    }
+}
+
+@_cdecl("tandem_socket")
+public func tandem_socket(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return -1 }
+    let socket = object.engine.socket
+    if socket < 0 {
+        _ = object.set(.connect, "the connection is closed")
+    } else {
+        _ = object.set(.ok, "")
+    }
+    return socket
+}
+
+@_cdecl("tandem_process")
+public func tandem_process(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.process() }
+}
+
+@_cdecl("tandem_run")
+public func tandem_run(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.run() }
+}
+
+@_cdecl("tandem_stop")
+public func tandem_stop(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    object.engine.requestStop()
+    return ResultCode.ok.rawValue
+}
+
+// MARK: - Events
+
+@_cdecl("tandem_set_event_callback")
+public func tandem_set_event_callback(_ db: OpaquePointer?,
+                                      _ callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?,
+                                      _ context: UnsafeMutableRawPointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    object.callback = callback
+    object.context = context
+    if let callback {
+        object.engine.eventHandler = { [unowned object] event in
+            event.withCString { callback(object.context, $0) }
+        }
+    } else {
+        object.engine.eventHandler = nil
+    }
+    return object.set(.ok, "")
+}
+
+// MARK: - Reporting
+
+@_cdecl("tandem_status")
+public func tandem_status(_ db: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    guard let out else { return object.set(.misuse, "json_out is NULL") }
+    return object.call { give(try object.engine.status(), to: out) }
+}
+
+@_cdecl("tandem_report")
+public func tandem_report(_ db: OpaquePointer?, _ report: UnsafePointer<CChar>?, _ limit: Int32,
+                          _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    guard let out else { return object.set(.misuse, "json_out is NULL") }
+    return object.call {
+        let name = try argument(report, "report", on: object)
+        give(try object.engine.report(name, limit: Int(max(limit, 0))), to: out)
+    }
+}
+
+// MARK: - Memory
+
+@_cdecl("tandem_free")
+public func tandem_free(_ pointer: UnsafeMutableRawPointer?) {
+    free(pointer)
+}

@@ -1,0 +1,212 @@
+import TandemPostgres
+
+/// The field-level three-way merge (B2), set-based: for every pair in the
+/// work table and every field, the current canonical value of each side is
+/// compared with that side's mirror.
+///  - changed on one side only: that side's value is written to the other;
+///  - changed on both sides to different values: the conflict policy decides,
+///    and the decision is recorded;
+///  - changed on both sides to the same value, or on neither: nothing is written.
+/// Fresh pairs (just created) are not merged; matched pairs have no mirror yet,
+/// so every field that differs between them is a conflict decided by the policy.
+extension ModuleCompiler {
+    /// Fills the work table from the pairs: canonical values of both sides,
+    /// their mirrors, and what to do with each field.
+    public var buildWork: SQL {
+        let pipeline = projection(.pipeline, alias: "p")
+        let crm = projection(.crm, alias: "c")
+        let fields = module.fields.indices
+        var inner: [SQL] = [
+            "pr.link_id", "pr.p_id", "pr.c_id", "pr.origin",
+            "(p.\(identifier: key(.pipeline).name) IS NOT NULL) AS p_exists",
+            "(c.\(identifier: key(.crm).name) IS NOT NULL) AS c_exists",
+            "coalesce(\(pipeline.waiting), false) AS p_wait", "coalesce(\(crm.waiting), false) AS c_wait",
+            modified(.pipeline, alias: "p") + " AS p_mod", modified(.crm, alias: "c") + " AS c_mod",
+        ]
+        for field in fields {
+            let name = module.fields[field].name
+            inner += [
+                "\(pipeline.canonical[field]) AS p_f\(raw: String(field))",
+                "\(crm.canonical[field]) AS c_f\(raw: String(field))",
+                "m.pipeline_state -> \(literal: name) AS bp_f\(raw: String(field))",
+                "m.crm_state -> \(literal: name) AS bc_f\(raw: String(field))",
+            ]
+        }
+        // Middle level: per field, the action ('c' write to CRM, 'p' write to the
+        // pipeline app, 'x' conflict left alone) and whether it was a conflict.
+        var middle: [SQL] = ["s.*"]
+        var dirty: [SQL] = []
+        for field in fields {
+            let f = String(field)
+            let p: SQL = "s.p_f\(raw: f)", c: SQL = "s.c_f\(raw: f)"
+            let pChanged: SQL = "(\(p) IS DISTINCT FROM s.bp_f\(raw: f))"
+            let cChanged: SQL = "(\(c) IS DISTINCT FROM s.bc_f\(raw: f))"
+            let differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
+            middle.append("""
+                CASE WHEN NOT s.mergeable OR NOT \(differ) THEN NULL
+                     WHEN \(pChanged) AND NOT \(cChanged) THEN 'c'
+                     WHEN \(cChanged) AND NOT \(pChanged) THEN 'p'
+                     WHEN \(pChanged) AND \(cChanged) THEN \(policyDecision)
+                END::"char" AS act_f\(raw: f)
+                """)
+            middle.append("(s.mergeable AND \(pChanged) AND \(cChanged) AND \(differ)) AS conflict_f\(raw: f)")
+            dirty.append("\(pChanged) OR \(cChanged)")
+        }
+        middle.append("(s.origin <> 'linked' OR \(dirty.isEmpty ? "false" : SQL.join(dirty, separator: " OR "))) AS dirty")
+        let acts: SQL = fields.isEmpty ? "ARRAY[]::\"char\"[]" : "ARRAY[\(raw: fields.map { "d.act_f\($0)" }.joined(separator: ", "))]::\"char\"[]"
+        let conflicts: SQL = fields.isEmpty ? "false" : "\(raw: fields.map { "d.conflict_f\($0)" }.joined(separator: " OR "))"
+        let columns = workColumns
+        return """
+            INSERT INTO \(raw: workTable) (\(raw: columns.joined(separator: ", ")), to_pipeline, to_crm, has_conflict)
+            SELECT \(raw: columns.map { "d.\($0)" }.joined(separator: ", ")),
+                   coalesce('p' = ANY (\(acts)), false), coalesce('c' = ANY (\(acts)), false), coalesce(\(conflicts), false)
+              FROM (SELECT \(SQL.join(middle, separator: ",\n ")) FROM (
+                      SELECT \(SQL.join(inner, separator: ",\n ")),
+                             (pr.origin <> 'fresh' AND p.\(identifier: key(.pipeline).name) IS NOT NULL
+                              AND c.\(identifier: key(.crm).name) IS NOT NULL
+                              AND NOT coalesce(\(pipeline.waiting), false) AND NOT coalesce(\(crm.waiting), false)) AS mergeable
+                        FROM \(raw: pairsTable) pr
+                        LEFT JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "pr.p_id"))
+                        LEFT JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "pr.c_id"))
+                        LEFT JOIN tandem.mirrors m ON m.link_id = pr.link_id
+                        \(pipeline.joins)
+                        \(crm.joins)
+                    ) s) d
+            """
+    }
+
+    /// The work-table columns filled by `buildWork`, in order.
+    var workColumns: [String] {
+        var columns = ["link_id", "p_id", "c_id", "origin", "p_exists", "c_exists", "p_wait", "c_wait", "p_mod", "c_mod"]
+        for field in module.fields.indices {
+            columns += ["p_f\(field)", "c_f\(field)", "bp_f\(field)", "bc_f\(field)", "act_f\(field)", "conflict_f\(field)"]
+        }
+        return columns + ["dirty"]
+    }
+
+    func modified(_ side: Side, alias: String) -> SQL {
+        guard let column = module.side(side).modified else { return "NULL::timestamptz" }
+        return "\(raw: alias).\(identifier: column.name)::timestamptz"
+    }
+
+    /// The conflict policy as SQL over the middle level's row `s`.
+    /// latest: the later modified time wins; ties (and unknown times) go to the CRM app.
+    var policyDecision: SQL {
+        """
+        CASE \(Self.policy) WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'
+             ELSE CASE WHEN s.p_mod > s.c_mod THEN 'c' ELSE 'p' END END
+        """
+    }
+
+    /// Every decided conflict, with both values, the winner and why (B2).
+    public var recordConflicts: SQL {
+        let rows = module.fields.indices.map { field -> SQL in
+            "(\(literal: module.fields[field].name), w.p_f\(raw: String(field)), w.c_f\(raw: String(field)), w.act_f\(raw: String(field)), w.conflict_f\(raw: String(field)))"
+        }
+        guard !rows.isEmpty else { return "SELECT 1 WHERE false" }
+        return """
+            INSERT INTO tandem.conflict_decisions (integration_id, link_id, module, field, pipeline_value, crm_value, winner, policy, reason)
+            SELECT \(Self.integrationID), w.link_id, \(moduleName), x.field, x.pv, x.cv,
+                   CASE x.act WHEN 'c' THEN 'pipeline' WHEN 'p' THEN 'crm' ELSE 'none' END,
+                   \(Self.policy),
+                   CASE \(Self.policy)
+                     WHEN 'latest' THEN format('latest: pipeline app modified %s, CRM app modified %s', coalesce(w.p_mod::text, 'unknown'), coalesce(w.c_mod::text, 'unknown'))
+                     WHEN 'skip' THEN 'skip: both apps keep their versions'
+                     ELSE \(Self.policy) END
+                   || CASE WHEN w.origin = 'matched' THEN ' (first sync of records matched on both sides)' ELSE '' END
+              FROM \(raw: workTable) w
+             CROSS JOIN LATERAL (VALUES \(SQL.join(rows, separator: ", "))) x(field, pv, cv, act, conflict)
+             WHERE w.has_conflict AND x.conflict
+            """
+    }
+
+    /// Writes the merged fields into `target` (set-based; `$1` restricts to one link).
+    public func update(_ target: Side) -> ApplyStatement {
+        let action = target == .crm ? "c" : "p"
+        let sourcePrefix = target == .crm ? "p" : "c"
+        let targetKey = key(target).name
+        let assignments = module.fields.indices.map { field -> SQL in
+            let column = module.fields[field].column(target).name
+            let value = fromCanonical(target, field: field, canonical: "w.\(raw: sourcePrefix)_f\(raw: String(field))")
+            return "\(identifier: column) = CASE WHEN w.act_f\(raw: String(field)) = \(literal: action) THEN \(value) ELSE t.\(identifier: column) END"
+        }
+        let sql: SQL = """
+            UPDATE \(table(target)) t SET \(SQL.join(assignments, separator: ",\n "))
+              FROM \(raw: workTable) w
+             WHERE w.to_\(raw: target == .crm ? "crm" : "pipeline") AND NOT w.failed
+               AND t.\(identifier: targetKey) = \(keyValue(target, target == .crm ? "w.c_id" : "w.p_id"))
+               AND w.link_id = coalesce(\(Self.oneRecord)::bigint, w.link_id)
+            """
+        return ApplyStatement(sql: sql, workTable: workTable, workKey: "link_id", source: target.other, operation: "update")
+    }
+
+    /// Mirrors of pairs where nothing was written: the canonical values at hand.
+    public var mirrorUnwritten: SQL {
+        let pipeline = mirrorObject(module.fields.indices.map { "w.p_f\(raw: String($0))" })
+        let crm = mirrorObject(module.fields.indices.map { "w.c_f\(raw: String($0))" })
+        return """
+            INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
+            SELECT w.link_id, \(pipeline), \(crm), now()
+              FROM \(raw: workTable) w
+             WHERE w.dirty AND NOT w.failed AND w.p_exists AND w.c_exists AND NOT w.p_wait AND NOT w.c_wait
+               AND NOT w.to_crm AND NOT w.to_pipeline
+            ON CONFLICT (link_id) DO UPDATE
+               SET pipeline_state = EXCLUDED.pipeline_state, crm_state = EXCLUDED.crm_state, synced_at = EXCLUDED.synced_at
+            """
+    }
+
+    /// Mirrors of pairs that were written: both records read again, so the
+    /// mirror is what each app holds now (rounding, owner fallback and the
+    /// apps' own triggers included), never what was meant to be written.
+    public var mirrorWritten: SQL {
+        let pipeline = projection(.pipeline, alias: "p")
+        let crm = projection(.crm, alias: "c")
+        return """
+            INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
+            SELECT w.link_id, \(mirrorObject(pipeline.canonical)), \(mirrorObject(crm.canonical)), now()
+              FROM \(raw: workTable) w
+              JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "w.p_id"))
+              JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "w.c_id"))
+              \(pipeline.joins)
+              \(crm.joins)
+             WHERE (w.to_crm OR w.to_pipeline) AND NOT w.failed
+            ON CONFLICT (link_id) DO UPDATE
+               SET pipeline_state = EXCLUDED.pipeline_state, crm_state = EXCLUDED.crm_state, synced_at = EXCLUDED.synced_at
+            """
+    }
+
+    /// Deleted records are not propagated (R4); their links say so.
+    public var markDeleted: SQL {
+        """
+        UPDATE tandem.links l
+           SET pipeline_deleted_at = CASE WHEN NOT w.p_exists THEN coalesce(l.pipeline_deleted_at, now()) ELSE l.pipeline_deleted_at END,
+               crm_deleted_at = CASE WHEN NOT w.c_exists THEN coalesce(l.crm_deleted_at, now()) ELSE l.crm_deleted_at END
+          FROM \(raw: workTable) w
+         WHERE w.link_id = l.link_id AND (NOT w.p_exists OR NOT w.c_exists)
+        """
+    }
+
+    /// Linked records whose lookups point to parents not linked yet wait (R11).
+    public var rememberWaitingPairs: SQL {
+        """
+        INSERT INTO tandem.waiting_records (integration_id, module, side, record_id)
+        SELECT \(Self.integrationID), \(moduleName), x.side, x.record_id
+          FROM \(raw: workTable) w
+         CROSS JOIN LATERAL (VALUES ('pipeline', w.p_id, w.p_wait), ('crm', w.c_id, w.c_wait)) x(side, record_id, waits)
+         WHERE x.waits AND w.p_exists AND w.c_exists
+        ON CONFLICT DO NOTHING
+        """
+    }
+
+    /// Counts for the run record: one row.
+    public var workSummary: SQL {
+        """
+        SELECT count(*) FILTER (WHERE origin = 'matched'),
+               count(*) FILTER (WHERE to_pipeline AND NOT failed),
+               count(*) FILTER (WHERE to_crm AND NOT failed),
+               coalesce(sum((\(raw: module.fields.indices.map { "conflict_f\($0)::int" }.joined(separator: " + ").isEmpty ? "0" : module.fields.indices.map { "conflict_f\($0)::int" }.joined(separator: " + ")))), 0),
+               count(*) FILTER (WHERE (p_wait OR c_wait) AND p_exists AND c_exists)
+          FROM \(raw: workTable)
+        """
+    }
+}

@@ -1,0 +1,248 @@
+import TandemPostgres
+
+/// A statement that writes to an app table. It runs set-based over the whole
+/// batch; if that fails, the engine runs it again record by record on the
+/// server (tandem._apply_each) so that one bad record becomes a record error
+/// instead of stopping the batch (B6). `$1` restricts it to one record.
+public struct ApplyStatement: Sendable {
+    public let sql: SQL
+    /// The work table and its key column, for tandem._apply_each.
+    public let workTable: String
+    public let workKey: String
+    /// The side the data comes from and the operation, for the error record.
+    public let source: Side
+    public let operation: String
+}
+
+/// The compiled SQL of one module pair: every statement a sync pass runs for
+/// it, in order. Values are bind parameters or come from `_tandem_session`;
+/// identifiers were checked against the catalog and are quoted.
+public struct ModuleCompiler: Sendable {
+    public let integration: Integration
+    public let module: Module
+    /// Position of the module; names its temporary tables.
+    let index: Int
+
+    public init(integration: Integration, module: Module) {
+        self.integration = integration
+        self.module = module
+        self.index = module.position
+    }
+
+    /// The one parameter of an apply statement: NULL for the whole batch, or
+    /// the work key of one record (tandem._apply_each binds it as `$1`).
+    static let oneRecord = SQL(parameter: nil)
+
+    static let integrationID: SQL = "(SELECT s.integration_id FROM _tandem_session s)"
+    static let policy: SQL = "(SELECT s.policy FROM _tandem_session s)"
+
+    public var pairsTable: String { "_tandem_pairs_\(index)" }
+    public var workTable: String { "_tandem_work_\(index)" }
+    /// Records of `side` to be created on the other side.
+    public func createTable(_ side: Side) -> String { "_tandem_create_\(index)_\(side.rawValue)" }
+
+    var moduleName: SQL { "\(literal: module.name)" }
+
+    func table(_ side: Side) -> SQL {
+        let table = module.side(side).table
+        return "\(qualified: table.schema, table.name)"
+    }
+
+    func key(_ side: Side) -> Column { module.side(side).key }
+
+    /// `text` → the side's key type.
+    func keyValue(_ side: Side, _ text: SQL) -> SQL { "(\(text))::\(raw: key(side).baseType)" }
+
+    // MARK: - Session tables
+
+    /// Temporary tables of this module, created once per connection.
+    public var temporaryTables: [SQL] {
+        var work: [String] = [
+            "link_id bigint PRIMARY KEY", "p_id text NOT NULL", "c_id text NOT NULL", "origin text NOT NULL",
+            "p_exists boolean", "c_exists boolean", "p_wait boolean", "c_wait boolean",
+            "p_mod timestamptz", "c_mod timestamptz",
+        ]
+        for field in module.fields.indices {
+            work += ["p_f\(field) jsonb", "c_f\(field) jsonb", "bp_f\(field) jsonb", "bc_f\(field) jsonb",
+                     "act_f\(field) \"char\"", "conflict_f\(field) boolean"]
+        }
+        work += ["dirty boolean", "to_pipeline boolean", "to_crm boolean", "has_conflict boolean",
+                 "failed boolean NOT NULL DEFAULT false"]
+        var statements: [SQL] = [
+            "DROP TABLE IF EXISTS \(raw: pairsTable), \(raw: workTable), \(raw: createTable(.pipeline)), \(raw: createTable(.crm))",
+            "CREATE TEMP TABLE \(raw: pairsTable) (link_id bigint PRIMARY KEY, p_id text NOT NULL, c_id text NOT NULL, origin text NOT NULL) ON COMMIT DELETE ROWS",
+            "CREATE TEMP TABLE \(raw: workTable) (\(raw: work.joined(separator: ", "))) ON COMMIT DELETE ROWS",
+        ]
+        for side in Side.allCases {
+            statements.append("CREATE TEMP TABLE \(raw: createTable(side)) (src_id text PRIMARY KEY, new_id text NOT NULL, waiting boolean NOT NULL, failed boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS")
+        }
+        return statements
+    }
+
+    // MARK: - Gathering the work
+
+    /// Waiting records of this module come back as candidates (after a parent
+    /// was linked in this pass).
+    public var retryWaiting: SQL {
+        """
+        WITH back AS (
+          DELETE FROM tandem.waiting_records w
+           WHERE w.integration_id = \(Self.integrationID) AND w.module = \(moduleName)
+          RETURNING w.side, w.record_id)
+        INSERT INTO _tandem_candidates (module, side, record_id)
+        SELECT \(moduleName), side, record_id FROM back ON CONFLICT DO NOTHING
+        """
+    }
+
+    /// One chunk of the initial sync: the next `limit` keys after `after` (nil:
+    /// from the start). CRM records come from the selected view only (R7).
+    /// Returns the number read and the last key.
+    public func initialChunk(_ side: Side, after: String?, limit: Int) -> SQL {
+        let source: SQL
+        if side == .crm, let view = module.crm.view {
+            source = "\(qualified: view.schema, view.name)"
+        } else {
+            source = table(side)
+        }
+        let keyColumn: SQL = "r.\(identifier: key(side).name)"
+        return """
+            WITH chunk AS (
+              SELECT \(keyColumn) AS k FROM \(source) r
+               WHERE \(after)::text IS NULL OR \(keyColumn) > \(keyValue(side, "\(after)"))
+               ORDER BY \(keyColumn) LIMIT \(limit)),
+            queued AS (
+              INSERT INTO _tandem_candidates (module, side, record_id)
+              SELECT \(moduleName), \(literal: side.rawValue), k::text FROM chunk ON CONFLICT DO NOTHING)
+            SELECT count(*)::bigint, max(k)::text FROM chunk
+            """
+    }
+
+    /// Candidates that already have a link become pairs to merge.
+    public var linkedPairs: SQL {
+        """
+        INSERT INTO \(raw: pairsTable) (link_id, p_id, c_id, origin)
+        SELECT l.link_id, l.pipeline_id, l.crm_id, 'linked'
+          FROM _tandem_candidates c
+          JOIN tandem.links l ON l.integration_id = \(Self.integrationID) AND l.module = c.module AND l.pipeline_id = c.record_id
+         WHERE c.module = \(moduleName) AND c.side = 'pipeline'
+        UNION
+        SELECT l.link_id, l.pipeline_id, l.crm_id, 'linked'
+          FROM _tandem_candidates c
+          JOIN tandem.links l ON l.integration_id = \(Self.integrationID) AND l.module = c.module AND l.crm_id = c.record_id
+         WHERE c.module = \(moduleName) AND c.side = 'crm'
+        ON CONFLICT (link_id) DO NOTHING
+        """
+    }
+
+    /// Unlinked candidates of the CRM side count only when they are in the view (R7).
+    func inView(_ side: Side, alias: String) -> SQL {
+        guard side == .crm, let view = module.crm.view else { return "true" }
+        let keyName = key(.crm).name
+        return "EXISTS (SELECT 1 FROM \(qualified: view.schema, view.name) v WHERE v.\(identifier: keyName) = \(raw: alias).\(identifier: keyName))"
+    }
+
+    func unlinked(_ side: Side, id: SQL) -> SQL {
+        """
+        NOT EXISTS (SELECT 1 FROM tandem.links l WHERE l.integration_id = \(Self.integrationID)\
+         AND l.module = \(moduleName) AND l.\(raw: side.rawValue)_id = \(id))
+        """
+    }
+
+    /// B3: unlinked candidates of `side` paired with unlinked records of the
+    /// other side that have the same normalized match value. Duplicates on a
+    /// side pair up in key order, one to one.
+    public func match(from side: Side) -> SQL? {
+        guard let rule = module.match else { return nil }
+        let other = side.other
+        let mine: SQL = Self.normalized("r.\(identifier: rule.column(side).name)")
+        let theirs: SQL = Self.normalized("o.\(identifier: rule.column(other).name)")
+        let (pipelineID, crmID): (SQL, SQL) = side == .pipeline ? ("a.record_id", "b.record_id") : ("b.record_id", "a.record_id")
+        return """
+            WITH fresh AS (
+              SELECT c.record_id, \(mine) AS k, r.\(identifier: key(side).name) AS id
+                FROM _tandem_candidates c
+                JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
+               WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
+                 AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r"))),
+            a AS (
+              SELECT record_id, k, row_number() OVER (PARTITION BY k ORDER BY id) AS n
+                FROM fresh WHERE k IS NOT NULL AND k <> ''),
+            b AS (
+              SELECT o.\(identifier: key(other).name)::text AS record_id, \(theirs) AS k,
+                     row_number() OVER (PARTITION BY \(theirs) ORDER BY o.\(identifier: key(other).name)) AS n
+                FROM \(table(other)) o
+               WHERE \(theirs) IN (SELECT k FROM a)
+                 AND \(unlinked(other, id: "o.\(identifier: key(other).name)::text"))),
+            linked AS (
+              INSERT INTO tandem.links (integration_id, module, pipeline_id, crm_id, origin)
+              SELECT \(Self.integrationID), \(moduleName), \(pipelineID), \(crmID), 'matched'
+                FROM a JOIN b USING (k, n)
+              RETURNING link_id, pipeline_id, crm_id),
+            noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked)
+            INSERT INTO \(raw: pairsTable) (link_id, p_id, c_id, origin)
+            SELECT link_id, pipeline_id, crm_id, 'matched' FROM linked
+            """
+    }
+
+    // MARK: - Creating records on the other side
+
+    /// Unlinked, unmatched candidates of `side`: each gets the key its copy
+    /// will have on the other side (the other table's own default), or waits
+    /// when it refers to a parent not linked yet (R11).
+    public func prepareCreate(from side: Side) -> SQL {
+        let projection = projection(side, alias: "r")
+        let target = side.other
+        let newKey = key(target).defaultExpression ?? "NULL"
+        return """
+            INSERT INTO \(raw: createTable(side)) (src_id, new_id, waiting)
+            SELECT c.record_id, (\(raw: newKey))::text, \(projection.waiting)
+              FROM _tandem_candidates c
+              JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
+              \(projection.joins)
+             WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
+               AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r"))
+            """
+    }
+
+    /// Writes the copies (set-based; `$1` restricts to one source key).
+    public func create(from side: Side) -> ApplyStatement {
+        let target = side.other
+        let projection = projection(side, alias: "r")
+        let columns: [SQL] = ["\(identifier: key(target).name)"] + module.fields.map { "\(identifier: $0.column(target).name)" }
+        let values: [SQL] = ["\(keyValue(target, "w.new_id"))"] + module.fields.indices.map { converted(target, field: $0, alias: "r") }
+        let sql: SQL = """
+            INSERT INTO \(table(target)) (\(SQL.join(columns, separator: ", "))) OVERRIDING SYSTEM VALUE
+            SELECT \(SQL.join(values, separator: ", "))
+              FROM \(raw: createTable(side)) w
+              JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
+              \(projection.joins)
+             WHERE NOT w.waiting AND NOT w.failed AND w.src_id = coalesce(\(Self.oneRecord)::text, w.src_id)
+            """
+        return ApplyStatement(sql: sql, workTable: createTable(side), workKey: "src_id", source: side, operation: "create")
+    }
+
+    /// Links the copies that were written and queues them for their mirrors.
+    public func linkCreated(from side: Side) -> SQL {
+        let (pipelineID, crmID): (SQL, SQL) = side == .pipeline ? ("src_id", "new_id") : ("new_id", "src_id")
+        return """
+            WITH linked AS (
+              INSERT INTO tandem.links (integration_id, module, pipeline_id, crm_id, origin)
+              SELECT \(Self.integrationID), \(moduleName), \(pipelineID), \(crmID), \(literal: side.rawValue)
+                FROM \(raw: createTable(side)) WHERE NOT waiting AND NOT failed
+              RETURNING link_id, pipeline_id, crm_id),
+            noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked)
+            INSERT INTO \(raw: pairsTable) (link_id, p_id, c_id, origin)
+            SELECT link_id, pipeline_id, crm_id, 'fresh' FROM linked
+            """
+    }
+
+    /// Candidates that wait for a parent are remembered (R11).
+    public func rememberWaitingCreates(from side: Side) -> SQL {
+        """
+        INSERT INTO tandem.waiting_records (integration_id, module, side, record_id)
+        SELECT \(Self.integrationID), \(moduleName), \(literal: side.rawValue), src_id
+          FROM \(raw: createTable(side)) WHERE waiting
+        ON CONFLICT DO NOTHING
+        """
+    }
+}

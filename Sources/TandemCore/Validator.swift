@@ -1,0 +1,215 @@
+/// What the live catalog says about the apps' schemas; read by the engine,
+/// judged here.
+public struct Catalog: Sendable {
+    public struct Relation: Sendable {
+        /// pg_class.relkind: r table, p partitioned table, v view, m materialized view.
+        public let kind: Character
+        public let columns: [String: Column]
+
+        public init(kind: Character, columns: [String: Column]) {
+            self.kind = kind
+            self.columns = columns
+        }
+
+        public var isTable: Bool { kind == "r" || kind == "p" }
+    }
+
+    /// A field an app declares mandatory or custom (its `field_settings` table).
+    public struct DeclaredField: Sendable {
+        public let mandatory: Bool
+        public let custom: Bool
+
+        public init(mandatory: Bool, custom: Bool) {
+            self.mandatory = mandatory
+            self.custom = custom
+        }
+    }
+
+    public var schemas: Set<String>
+    public var relations: [TableName: Relation]
+    public var declaredFields: [TableName: [String: DeclaredField]]
+
+    public init(schemas: Set<String>, relations: [TableName: Relation], declaredFields: [TableName: [String: DeclaredField]]) {
+        self.schemas = schemas
+        self.relations = relations
+        self.declaredFields = declaredFields
+    }
+}
+
+/// Checks a configuration against the catalog (R7, R8) and resolves it into
+/// an `Integration`. Every problem found is named in the one error thrown.
+public struct Validator {
+    let configuration: Configuration
+    let catalog: Catalog
+    var problems: [String] = []
+
+    public static func validate(_ configuration: Configuration, against catalog: Catalog) throws -> Integration {
+        var validator = Validator(configuration: configuration, catalog: catalog)
+        let integration = validator.resolve()
+        guard validator.problems.isEmpty, let integration else {
+            throw TandemError(.config, summary: "configuration is not valid:", problems: validator.problems)
+        }
+        return integration
+    }
+
+    mutating func resolve() -> Integration? {
+        let pipeline = directory(.pipeline)
+        let crm = directory(.crm)
+        var modules: [Module] = []
+        for (position, entry) in configuration.modules.enumerated() {
+            if let module = module(entry, position: position, resolvedSoFar: modules) { modules.append(module) }
+        }
+        guard let pipeline, let crm, modules.count == configuration.modules.count else { return nil }
+        return Integration(name: configuration.integration, policy: configuration.policy, pipeline: pipeline, crm: crm,
+                           modules: modules, tabs: configuration.tabs, initialSyncChunk: configuration.initialSyncChunk)
+    }
+
+    mutating func relation(_ table: TableName, what: String, wantTable: Bool) -> Catalog.Relation? {
+        guard catalog.schemas.contains(table.schema) else {
+            problems.append("\(what): schema \(table.schema) does not exist")
+            return nil
+        }
+        guard let relation = catalog.relations[table] else {
+            problems.append("\(what): \(wantTable ? "table" : "view") \(table) does not exist")
+            return nil
+        }
+        if wantTable && !relation.isTable {
+            problems.append("\(what): \(table) is not a table")
+            return nil
+        }
+        return relation
+    }
+
+    mutating func column(_ name: String, of table: TableName, in relation: Catalog.Relation, what: String) -> Column? {
+        guard let column = relation.columns[name] else {
+            problems.append("\(what): column \(table).\(name) does not exist")
+            return nil
+        }
+        return column
+    }
+
+    mutating func directory(_ side: Side) -> AppDirectory? {
+        let app = configuration.app(side)
+        let what = "\(side.rawValue) app"
+        let usersName = TableName(schema: app.schema, name: app.usersTable)
+        let orgName = TableName(schema: app.schema, name: app.orgTable)
+        guard let users = relation(usersName, what: "\(what) users", wantTable: false),
+              let org = relation(orgName, what: "\(what) org", wantTable: false) else { return nil }
+        let key = column(app.usersKey, of: usersName, in: users, what: "\(what) users")
+        let columns = [app.emailColumn, app.profileColumn, app.roleColumn].map { column($0, of: usersName, in: users, what: "\(what) users") }
+        let edition = column(app.editionColumn, of: orgName, in: org, what: "\(what) org")
+        guard let key, columns.allSatisfy({ $0 != nil }), edition != nil else { return nil }
+        return AppDirectory(schema: app.schema, users: usersName, userKey: key, emailColumn: app.emailColumn,
+                            profileColumn: app.profileColumn, roleColumn: app.roleColumn, org: orgName,
+                            editionColumn: app.editionColumn, actingUser: app.actingUser)
+    }
+
+    mutating func moduleSide(_ entry: Configuration.ModuleEntry, _ side: Side) -> ModuleSide? {
+        let schema = configuration.app(side).schema
+        let table = TableName(schema: schema, name: side == .pipeline ? entry.pipelineTable : entry.crmTable)
+        let what = "module \(entry.name) (\(side.appName))"
+        guard let relation = relation(table, what: what, wantTable: true) else { return nil }
+        let keyName = side == .pipeline ? entry.pipelineKey : entry.crmKey
+        guard let key = column(keyName, of: table, in: relation, what: what) else { return nil }
+        if key.defaultExpression == nil {
+            problems.append("\(what): key column \(table).\(key.name) has no default or identity, so Tandem cannot create records there")
+        }
+        var modified: Column?
+        if let name = side == .pipeline ? entry.pipelineModified : entry.crmModified {
+            modified = column(name, of: table, in: relation, what: what)
+            if let column = modified, column.category != "D" {
+                problems.append("\(what): modified-time column \(table).\(name) is \(column.displayType), not a date/time type")
+            }
+        }
+        var view: TableName?
+        if side == .crm, let viewName = entry.crmView {
+            let viewTable = TableName(schema: schema, name: viewName)
+            if let viewRelation = self.relation(viewTable, what: "\(what) view", wantTable: false) {
+                if viewRelation.columns[keyName] == nil {
+                    problems.append("\(what) view: \(viewTable) has no column \(keyName) to identify the \(table) records it selects")
+                }
+                view = viewTable
+            }
+        } else if side == .crm && entry.tab.hasViewsAndMappings {
+            problems.append("\(what): exactly one CRM view must be selected (R7): set configuration.tabs.\(entry.tab.rawValue).views.\(entry.name)")
+        }
+        return ModuleSide(table: table, key: key, modified: modified, view: view, columns: relation.columns)
+    }
+
+    mutating func module(_ entry: Configuration.ModuleEntry, position: Int, resolvedSoFar: [Module]) -> Module? {
+        let pipeline = moduleSide(entry, .pipeline)
+        let crm = moduleSide(entry, .crm)
+        guard let pipeline, let crm else { return nil }
+        let what = "module \(entry.name)"
+
+        var match: MatchRule?
+        if let pipelineColumn = entry.matchPipeline, let crmColumn = entry.matchCRM {
+            let left = pipeline.columns[pipelineColumn]
+            let right = crm.columns[crmColumn]
+            if left == nil { problems.append("\(what) match: column \(pipeline.table).\(pipelineColumn) does not exist") }
+            if right == nil { problems.append("\(what) match: column \(crm.table).\(crmColumn) does not exist") }
+            if let left, let right { match = MatchRule(pipeline: left, crm: right) }
+        }
+
+        var fields: [Field] = []
+        var seen: [Side: Set<String>] = [.pipeline: [], .crm: []]
+        for entryField in entry.fields {
+            let left = pipeline.columns[entryField.pipeline]
+            let right = crm.columns[entryField.crm]
+            let label = "\(what) field \(entryField.pipeline) <-> \(entryField.crm)"
+            if left == nil { problems.append("\(label): column \(pipeline.table).\(entryField.pipeline) does not exist") }
+            if right == nil { problems.append("\(label): column \(crm.table).\(entryField.crm) does not exist") }
+            for (side, name) in [(Side.pipeline, entryField.pipeline), (.crm, entryField.crm)] {
+                if seen[side]!.contains(name) { problems.append("\(label): \(side.rawValue) column \(name) is mapped twice") }
+                seen[side]!.insert(name)
+                if name == (side == .pipeline ? pipeline.key.name : crm.key.name) {
+                    problems.append("\(label): the key column \(name) cannot be mapped; records are paired by links")
+                }
+            }
+            guard let left, let right else { continue }
+            if left.isGenerated || right.isGenerated {
+                problems.append("\(label): a generated column cannot be written")
+            }
+            var kind = FieldKind.value
+            if entryField.owner {
+                kind = .owner
+            } else if let target = entryField.lookup {
+                guard let parent = resolvedSoFar.first(where: { $0.name == target }) else {
+                    let known = resolvedSoFar.map(\.name)
+                    problems.append("\(label): lookup module \(target) is not configured before \(entry.name) (parents come first; available: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+                    continue
+                }
+                kind = .lookup(module: target)
+                if !left.accepts(parent.pipeline.key) || !right.accepts(parent.crm.key) {
+                    problems.append("\(label): lookup columns (\(left.displayType), \(right.displayType)) cannot hold the keys of \(target) (\(parent.pipeline.key.displayType), \(parent.crm.key.displayType))")
+                }
+            } else if !right.accepts(left) || !left.accepts(right) {
+                problems.append("\(label): incompatible types \(left.displayType) and \(right.displayType)")
+            }
+            fields.append(Field(name: entryField.crm == entryField.pipeline ? entryField.crm : "\(entryField.pipeline):\(entryField.crm)",
+                                pipeline: left, crm: right, kind: kind))
+        }
+
+        // R8: every mandatory target field must be mapped, on both sides, since
+        // records are created in both directions.
+        for side in Side.allCases {
+            let moduleSide = side == .pipeline ? pipeline : crm
+            let mapped = Set(fields.map { $0.column(side).name })
+            let declared = catalog.declaredFields[moduleSide.table] ?? [:]
+            for column in moduleSide.columns.values.sorted(by: { $0.name < $1.name }) {
+                if column.name == moduleSide.key.name || mapped.contains(column.name) || column.isGenerated { continue }
+                if column.name == moduleSide.modified?.name && column.hasDefault { continue }
+                var reason: String?
+                if column.notNull && !column.hasDefault { reason = "NOT NULL without a default" }
+                if let settings = declared[column.name], settings.mandatory {
+                    reason = settings.custom ? "a required custom field" : "declared mandatory"
+                }
+                if let reason {
+                    problems.append("\(what): \(moduleSide.table).\(column.name) is mandatory (\(reason)) but not mapped")
+                }
+            }
+        }
+        return Module(name: entry.name, tab: entry.tab, position: position, pipeline: pipeline, crm: crm,
+                      match: match, fields: fields)
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import TandemCore
+import TandemPostgres
+
+extension Engine {
+    /// Validates a configuration against the live catalog and the apps' users
+    /// and org (R5, R6, R7, R8) without storing anything.
+    @discardableResult
+    public func validate(_ json: String) throws -> (Integration, setupUsers: [Side: String]) {
+        let configuration = try Configuration.parse(json)
+        return try database {
+            let catalog = try readCatalog(schemas: [configuration.pipeline.schema, configuration.crm.schema])
+            let integration = try Validator.validate(configuration, against: catalog)
+            let users = try checkPermissions(integration)
+            return (integration, users)
+        }
+    }
+
+    /// Validates, stores and binds an integration. Idempotent for the same JSON.
+    public func configure(_ json: String) throws {
+        let (integration, users) = try validate(json)
+        try database {
+            try requireSchema()
+            try connection.execute("BEGIN")
+            do {
+                let id = try store(integration, json: json, users: users)
+                try connection.execute("COMMIT")
+                try bind(id: id, integration: integration, setupUsers: users)
+            } catch {
+                _ = try? connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Binds to an integration stored earlier (by this or another host).
+    public func attach(_ name: String) throws {
+        let stored = try database { () -> QueryResult in
+            try requireSchema()
+            return try connection.execute("SELECT integration_id, config::text FROM tandem.integrations WHERE name = \(name)")
+        }
+        guard let row = stored.rows.first, let id = row[0].flatMap({ Int64($0) }), let json = row[1] else {
+            throw TandemError(.notFound, "no integration named '\(name)' is configured in this database")
+        }
+        let (integration, users) = try validate(json)
+        try database { try bind(id: id, integration: integration, setupUsers: users) }
+    }
+
+    func requireSchema() throws {
+        let installed = try connection.execute("SELECT to_regclass('tandem.integrations') IS NOT NULL").scalar
+        if installed != "t" {
+            throw TandemError(.state, "the tandem schema is not installed in this database: call install first")
+        }
+    }
+
+    /// What the catalog says about the apps' schemas, in two queries.
+    func readCatalog(schemas: [String]) throws -> Catalog {
+        let first = schemas[0], second = schemas.count > 1 ? schemas[1] : schemas[0]
+        let present = Set(try connection.execute("SELECT nspname FROM pg_namespace WHERE nspname IN (\(first), \(second))").rows.compactMap { $0[0] })
+        let columns = try connection.execute("""
+            SELECT n.nspname, c.relname, c.relkind::text, a.attname,
+                   format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod), t.typcategory::text,
+                   a.attnotnull, (a.atthasdef OR a.attidentity <> ''), a.attgenerated <> '',
+                   CASE WHEN a.attidentity <> '' THEN
+                             format('nextval(%L::regclass)', pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
+                        WHEN a.atthasdef AND a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END
+              FROM pg_class c
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              JOIN pg_type t ON t.oid = a.atttypid
+              LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+             WHERE n.nspname IN (\(first), \(second)) AND c.relkind IN ('r', 'p', 'v', 'm')
+            """)
+        var kinds: [TableName: Character] = [:]
+        var byTable: [TableName: [String: Column]] = [:]
+        for row in columns.rows {
+            guard let schema = row[0], let table = row[1], let kind = row[2]?.first, let name = row[3],
+                  let base = row[4], let display = row[5], let category = row[6]?.first else { continue }
+            let tableName = TableName(schema: schema, name: table)
+            kinds[tableName] = kind
+            byTable[tableName, default: [:]][name] = Column(
+                name: name, baseType: base, displayType: display, category: category,
+                notNull: row[7] == "t", hasDefault: row[8] == "t", isGenerated: row[9] == "t",
+                defaultExpression: row[10])
+        }
+        var relations: [TableName: Catalog.Relation] = [:]
+        for (table, kind) in kinds { relations[table] = Catalog.Relation(kind: kind, columns: byTable[table] ?? [:]) }
+
+        // An app may declare mandatory and custom fields in <schema>.field_settings (R8).
+        var declared: [TableName: [String: Catalog.DeclaredField]] = [:]
+        for schema in Set(schemas) where relations[TableName(schema: schema, name: "field_settings")] != nil {
+            let settings = relations[TableName(schema: schema, name: "field_settings")]!.columns
+            guard ["table_name", "column_name", "mandatory", "custom"].allSatisfy({ settings[$0] != nil }) else { continue }
+            let rows = try connection.execute("SELECT table_name::text, column_name::text, mandatory, custom FROM \(qualified: schema, "field_settings")")
+            for row in rows.rows {
+                guard let table = row[0], let column = row[1] else { continue }
+                declared[TableName(schema: schema, name: table), default: [:]][column] =
+                    Catalog.DeclaredField(mandatory: row[2] == "t", custom: row[3] == "t")
+            }
+        }
+        return Catalog(schemas: present, relations: relations, declaredFields: declared)
+    }
+
+    static let editions = ["Express", "Premier", "Bigin 360"]
+
+    /// R5: the acting user is an Administrator with the CEO role in both apps.
+    /// R6: the pipeline app's edition is Express, Premier or Bigin 360.
+    /// Returns each acting user's key (owner of records whose owner has no user there, R13).
+    func checkPermissions(_ integration: Integration) throws -> [Side: String] {
+        var problems: [String] = []
+        var keys: [Side: String] = [:]
+        for side in Side.allCases {
+            let app = integration.app(side)
+            let rows = try connection.execute("""
+                SELECT u.\(identifier: app.userKey.name)::text, u.\(identifier: app.profileColumn)::text, u.\(identifier: app.roleColumn)::text
+                  FROM \(qualified: app.users.schema, app.users.name) u
+                 WHERE lower(btrim(u.\(identifier: app.emailColumn)::text)) = lower(btrim(\(app.actingUser)))
+                 ORDER BY 1 LIMIT 1
+                """).rows
+            guard let row = rows.first, let key = row[0] else {
+                problems.append("the \(side.appName) has no user with email \(app.actingUser) (R5)")
+                continue
+            }
+            let profile = row[1] ?? "", role = row[2] ?? ""
+            if profile.caseInsensitiveCompare("Administrator") != .orderedSame || role.caseInsensitiveCompare("CEO") != .orderedSame {
+                problems.append("\(app.actingUser) is '\(profile)' with role '\(role)' in the \(side.appName); setting up the integration needs the Administrator profile and the CEO role in both apps (R5)")
+            }
+            keys[side] = key
+        }
+        let org = integration.pipeline
+        let editions = try connection.execute("SELECT o.\(identifier: org.editionColumn)::text FROM \(qualified: org.org.schema, org.org.name) o").rows.map { $0[0] ?? "" }
+        if editions.isEmpty {
+            problems.append("the pipeline app's org table \(org.org) is empty: its edition decides whether the integration is available (R6)")
+        }
+        for edition in editions where !Self.editions.contains(where: { $0.caseInsensitiveCompare(edition) == .orderedSame }) {
+            problems.append("the pipeline app's edition is '\(edition)'; the integration is available only in \(Self.editions.joined(separator: ", ")) (R6)")
+        }
+        if !problems.isEmpty {
+            throw TandemError(.permission, summary: "the integration cannot be set up:", problems: problems)
+        }
+        return keys
+    }
+
+    /// Stores the integration, its tabs, module pairs and field mappings.
+    func store(_ integration: Integration, json: String, users: [Side: String]) throws -> Int64 {
+        let row = try connection.execute("""
+            INSERT INTO tandem.integrations (name, config, conflict_policy, pipeline_setup_user_id, crm_setup_user_id)
+            VALUES (\(integration.name), \(json)::jsonb, \(integration.policy.rawValue), \(users[.pipeline]), \(users[.crm]))
+            ON CONFLICT (name) DO UPDATE
+               SET config = EXCLUDED.config, conflict_policy = EXCLUDED.conflict_policy,
+                   pipeline_setup_user_id = EXCLUDED.pipeline_setup_user_id, crm_setup_user_id = EXCLUDED.crm_setup_user_id,
+                   updated_at = CASE WHEN tandem.integrations.config = EXCLUDED.config THEN tandem.integrations.updated_at ELSE now() END
+            RETURNING integration_id
+            """)
+        guard let id = row.scalar.flatMap({ Int64($0) }) else { throw TandemError(.error, "storing the integration returned no id") }
+        try connection.execute("""
+            INSERT INTO tandem.sync_cursors (integration_id, snapshot)
+            VALUES (\(id), pg_current_snapshot()) ON CONFLICT DO NOTHING
+            """)
+        for tab in integration.tabs {
+            try connection.execute("INSERT INTO tandem.tabs (integration_id, tab) VALUES (\(id), \(tab.rawValue)) ON CONFLICT DO NOTHING")
+        }
+        let names = integration.modules.map(\.name)
+        try connection.execute("DELETE FROM tandem.module_pairs WHERE integration_id = \(id) AND NOT (module = ANY (string_to_array(\(names.joined(separator: ",")), ',')))")
+        for module in integration.modules {
+            let view: String? = module.crm.view.map { SQL.quote(identifier: $0.schema) + "." + SQL.quote(identifier: $0.name) }
+            try connection.execute("""
+                INSERT INTO tandem.module_pairs (integration_id, module, tab, position, pipeline_table, pipeline_key, crm_table, crm_key, crm_view)
+                VALUES (\(id), \(module.name), \(module.tab.rawValue), \(module.position),
+                        \(quoted(module.pipeline.table))::regclass, \(module.pipeline.key.name),
+                        \(quoted(module.crm.table))::regclass, \(module.crm.key.name), \(view)::regclass)
+                ON CONFLICT (integration_id, module) DO UPDATE
+                   SET tab = EXCLUDED.tab, position = EXCLUDED.position,
+                       pipeline_table = EXCLUDED.pipeline_table, pipeline_key = EXCLUDED.pipeline_key,
+                       crm_table = EXCLUDED.crm_table, crm_key = EXCLUDED.crm_key, crm_view = EXCLUDED.crm_view
+                """)
+            try connection.execute("DELETE FROM tandem.field_mappings WHERE integration_id = \(id) AND module = \(module.name)")
+            for field in module.fields {
+                try connection.execute("""
+                    INSERT INTO tandem.field_mappings (integration_id, module, field, pipeline_column, crm_column, kind, lookup_module)
+                    VALUES (\(id), \(module.name), \(field.name), \(field.pipeline.name), \(field.crm.name), \(field.kindName), \(field.lookupModule))
+                    """)
+            }
+        }
+        return id
+    }
+
+    func quoted(_ table: TableName) -> String {
+        SQL.quote(identifier: table.schema) + "." + SQL.quote(identifier: table.name)
+    }
+
+    /// Prepares this connection for the integration: session settings, the
+    /// temporary work tables of every module, and LISTEN.
+    func bind(id: Int64, integration: Integration, setupUsers: [Side: String]) throws {
+        if let previous = bound, previous.id != id, isActiveSyncer {
+            try releaseSyncerLock(previous)
+        }
+        try connection.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS _tandem_session (
+                integration_id bigint NOT NULL, policy text NOT NULL,
+                pipeline_setup_user text NOT NULL, crm_setup_user text NOT NULL)
+            """)
+        try connection.execute("TRUNCATE _tandem_session")
+        try connection.execute("""
+            INSERT INTO _tandem_session VALUES (\(id), \(integration.policy.rawValue), \(setupUsers[.pipeline]), \(setupUsers[.crm]))
+            """)
+        try connection.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS _tandem_candidates (
+                module text, side text, record_id text, PRIMARY KEY (module, side, record_id)) ON COMMIT DELETE ROWS
+            """)
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_new_links (module text, link_id bigint) ON COMMIT DELETE ROWS")
+        try connection.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS _tandem_failed (
+                module text, side text, record_id text, operation text, sqlstate text, message text) ON COMMIT DELETE ROWS
+            """)
+        let compilers = integration.modules.map { ModuleCompiler(integration: integration, module: $0) }
+        for compiler in compilers {
+            for statement in compiler.temporaryTables { try connection.execute(statement) }
+        }
+        try connection.execute("LISTEN tandem")
+        bound = Bound(id: id, integration: integration, compilers: compilers)
+    }
+}

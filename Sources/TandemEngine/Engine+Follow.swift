@@ -1,0 +1,64 @@
+import Foundation
+import TandemCore
+import TandemPostgres
+
+/// Following changes: LISTEN/NOTIFY wakes the engine (B1); one host per
+/// integration is the active syncer, the others stand by and take over when
+/// its session ends (B9).
+extension Engine {
+    /// A session-level advisory lock per integration: held while this
+    /// connection lives, released by PostgreSQL if the host dies.
+    func acquireSyncerLock(_ bound: Bound) throws -> Bool {
+        if isActiveSyncer { return true }
+        let held = try connection.execute("SELECT pg_try_advisory_lock(1952804196, hashtext(\(bound.integration.name)))").scalar == "t"
+        isActiveSyncer = held
+        return held
+    }
+
+    func releaseSyncerLock(_ bound: Bound) throws {
+        _ = try connection.execute("SELECT pg_advisory_unlock(1952804196, hashtext(\(bound.integration.name)))")
+        isActiveSyncer = false
+    }
+
+    /// The socket to poll; -1 when closed.
+    public var socket: Int32 { connection.socket }
+
+    /// Reads what arrived and runs passes while there is work. Never waits for
+    /// input. A standby host does nothing.
+    @discardableResult
+    public func process() throws -> PassSummary {
+        _ = try requireBound()
+        _ = try database { try connection.notifications() }
+        do {
+            return try passUntilQuiet()
+        } catch let error as TandemError where error.code == .busy {
+            return PassSummary()
+        }
+    }
+
+    /// Follows changes until `requestStop()`: catches up from the cursor first,
+    /// then waits on the socket. Wakes at least once a second to retry failed
+    /// records that are due and, on a standby host, to try to take over.
+    public func run() throws {
+        _ = try requireBound()
+        _ = stopSignal.drain()
+        while true {
+            try process()
+            var descriptors = [
+                pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stopSignal.readEnd, events: Int16(POLLIN), revents: 0),
+            ]
+            let ready = poll(&descriptors, nfds_t(descriptors.count), 1000)
+            if ready < 0 && errno != EINTR {
+                throw TandemError(.error, "poll failed: errno \(errno)")
+            }
+            if stopSignal.drain() { return }
+            if descriptors[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+                throw TandemError(.connect, "the connection to PostgreSQL was lost")
+            }
+        }
+    }
+
+    /// Makes `run()` return. Safe from any thread and from a signal handler.
+    public func requestStop() { stopSignal.signal() }
+}

@@ -1,0 +1,276 @@
+import Foundation
+import TandemCore
+import TandemPostgres
+
+/// What one pass did.
+public struct PassSummary: Sendable, Equatable {
+    public var changesRead: Int64 = 0
+    public var matched: Int64 = 0
+    public var createdInPipeline: Int64 = 0
+    public var createdInCRM: Int64 = 0
+    public var updatedInPipeline: Int64 = 0
+    public var updatedInCRM: Int64 = 0
+    public var conflicts: Int64 = 0
+    public var errors: Int64 = 0
+    public var waiting: Int64 = 0
+    /// An initial-sync chunk was handled.
+    public var initialChunk = false
+
+    /// Records written in either app.
+    public var written: Int64 { createdInPipeline + createdInCRM + updatedInPipeline + updatedInCRM }
+
+    /// Whether another pass right away could find more to do.
+    public var didWork: Bool { changesRead > 0 || initialChunk }
+}
+
+extension Engine {
+    /// One sync pass, in one transaction (B5): a chunk of a running initial
+    /// sync, every change committed since the cursor, waiting records whose
+    /// parents were linked, and failed records due for a retry.
+    /// A serialization failure (a user wrote a record while the pass wrote it)
+    /// rolls everything back and the pass runs again.
+    public func pass() throws -> PassSummary {
+        let bound = try requireBound()
+        return try database {
+            guard try acquireSyncerLock(bound) else {
+                throw TandemError(.busy, "another host is the active syncer of integration '\(bound.integration.name)'; this one stands by")
+            }
+            var attempt = 0
+            while true {
+                var events: [String] = []
+                do {
+                    let summary = try passOnce(bound, events: &events)
+                    emit(events)
+                    return summary
+                } catch let error as PostgresError where error.isSerializationFailure && attempt < 8 {
+                    _ = try? connection.execute("ROLLBACK")
+                    attempt += 1
+                    usleep(useconds_t(1000 * attempt * attempt))
+                } catch {
+                    _ = try? connection.execute("ROLLBACK")
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Passes until one finds nothing to do (catch-up, or a whole initial sync).
+    @discardableResult
+    public func passUntilQuiet(limit: Int = 100_000) throws -> PassSummary {
+        var total = PassSummary()
+        for _ in 0..<limit {
+            let summary = try pass()
+            total.add(summary)
+            if !summary.didWork { break }
+        }
+        return total
+    }
+
+    func passOnce(_ bound: Bound, events: inout [String]) throws -> PassSummary {
+        let started = Date()
+        var summary = PassSummary()
+        try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        try connection.execute("SET LOCAL tandem.applying = 'on'")
+        let id = bound.id
+
+        // The cursor is the snapshot of the last pass that read changes: read
+        // what is visible now and was not then. A transaction that was running
+        // then is read by the first pass after it commits (B1).
+        let snapshot = try connection.execute("""
+            SELECT pg_current_snapshot()::text FROM tandem.sync_cursors c WHERE c.integration_id = \(id)
+            """)
+        guard let current = snapshot.scalar else {
+            throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again")
+        }
+        let states = try tabStates(id)
+        let syncing = Set(states.filter { TabState(rawValue: $0.value.state)?.isSyncing == true }.keys)
+
+        summary.changesRead += Int64(try connection.execute("""
+            INSERT INTO _tandem_candidates (module, side, record_id)
+            SELECT DISTINCT mp.module, CASE WHEN cl.table_oid = mp.pipeline_table::oid THEN 'pipeline' ELSE 'crm' END, cl.record_id
+              FROM tandem.sync_cursors sc
+              JOIN tandem.change_log cl ON cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)
+              JOIN tandem.module_pairs mp ON mp.integration_id = sc.integration_id
+                   AND cl.table_oid IN (mp.pipeline_table::oid, mp.crm_table::oid)
+              JOIN tandem.tabs t ON t.integration_id = mp.integration_id AND t.tab = mp.tab AND t.state IN ('initial_sync', 'active')
+             WHERE sc.integration_id = \(id)
+            ON CONFLICT DO NOTHING
+            """).affected)
+        let cursorMoves = summary.changesRead > 0
+        summary.changesRead += Int64(try connection.execute("""
+            INSERT INTO _tandem_candidates (module, side, record_id)
+            SELECT f.module, f.side, f.record_id FROM tandem.record_failures f
+             WHERE f.integration_id = \(id) AND f.resolved_at IS NULL AND f.retry_at <= now()
+            ON CONFLICT DO NOTHING
+            """).affected)
+
+        let chunk = try initialSyncChunk(bound, states: states, events: &events)
+        summary.initialChunk = chunk != nil
+        summary.changesRead += chunk?.read ?? 0
+
+        if summary.changesRead == 0 && chunk == nil {
+            // A quiet pass writes nothing (B4): the old cursor is still exact.
+            try connection.execute("ROLLBACK")
+            return summary
+        }
+
+        let counts = Dictionary(uniqueKeysWithValues: try connection.execute(
+            "SELECT module, count(*)::text FROM _tandem_candidates GROUP BY module").rows.compactMap { row -> (String, Int64)? in
+                guard let module = row[0], let count = row[1].flatMap({ Int64($0) }) else { return nil }
+                return (module, count)
+            })
+        var linkedModules: Set<String> = []
+        for compiler in bound.compilers where syncing.contains(compiler.module.tab.rawValue) {
+            let parents = Set(compiler.module.fields.compactMap(\.lookupModule))
+            if !parents.isDisjoint(with: linkedModules) {
+                try connection.execute(compiler.retryWaiting)
+            } else if counts[compiler.module.name] == nil {
+                continue
+            }
+            let newLinks = try syncModule(compiler, summary: &summary)
+            if newLinks > 0 { linkedModules.insert(compiler.module.name) }
+        }
+
+        try recordFailures(id, summary: &summary)
+        if cursorMoves {
+            try connection.execute("UPDATE tandem.sync_cursors SET snapshot = \(current)::pg_snapshot, moved_at = now() WHERE integration_id = \(id)")
+            try connection.execute("DELETE FROM tandem.change_log WHERE xid < (SELECT min(position) FROM tandem.sync_cursors)")
+        }
+        try connection.execute("""
+            INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,
+                                     updated_in_pipeline, updated_in_crm, conflicts, errors, waiting)
+            VALUES (\(id), \(chunk == nil ? "incremental" : "initial_sync"), \(Self.timestamp(started))::timestamptz,
+                    \(summary.changesRead), \(summary.matched), \(summary.createdInPipeline), \(summary.createdInCRM),
+                    \(summary.updatedInPipeline), \(summary.updatedInCRM), \(summary.conflicts), \(summary.errors), \(summary.waiting))
+            """)
+        if let chunk { try finishChunk(bound, chunk, events: &events) }
+        try connection.execute("COMMIT")
+        events.append(Self.json([
+            "type": "sync_pass", "integration": bound.integration.name, "kind": chunk == nil ? "incremental" : "initial_sync",
+            "changes_read": summary.changesRead, "matched": summary.matched,
+            "created_in_pipeline": summary.createdInPipeline, "created_in_crm": summary.createdInCRM,
+            "updated_in_pipeline": summary.updatedInPipeline, "updated_in_crm": summary.updatedInCRM,
+            "conflicts": summary.conflicts, "errors": summary.errors, "waiting": summary.waiting,
+            "duration_ms": (Date().timeIntervalSince(started) * 1000 * 10).rounded() / 10,
+        ]))
+        return summary
+    }
+
+    /// Runs the compiled statements of one module. Returns the links made.
+    func syncModule(_ compiler: ModuleCompiler, summary: inout PassSummary) throws -> Int64 {
+        var newLinks: Int64 = 0
+        try connection.execute(compiler.linkedPairs)
+        for side in Side.allCases {
+            if let match = compiler.match(from: side) {
+                let matched = Int64(try connection.execute(match).affected)
+                summary.matched += matched
+                newLinks += matched
+            }
+        }
+        for side in Side.allCases {
+            try connection.execute(compiler.prepareCreate(from: side))
+            try apply(compiler.create(from: side), compiler: compiler)
+            let created = Int64(try connection.execute(compiler.linkCreated(from: side)).affected)
+            if side == .pipeline { summary.createdInCRM += created } else { summary.createdInPipeline += created }
+            newLinks += created
+            try connection.execute(compiler.rememberWaitingCreates(from: side))
+        }
+        try connection.execute(compiler.buildWork)
+        try connection.execute(compiler.recordConflicts)
+        try apply(compiler.update(.crm), compiler: compiler)
+        try apply(compiler.update(.pipeline), compiler: compiler)
+        try connection.execute(compiler.mirrorUnwritten)
+        try connection.execute(compiler.mirrorWritten)
+        try connection.execute(compiler.markDeleted)
+        try connection.execute(compiler.rememberWaitingPairs)
+        let counts = try connection.execute(compiler.workSummary).rows.first ?? []
+        let number = { (index: Int) -> Int64 in counts.count > index ? (counts[index].flatMap { Int64($0) } ?? 0) : 0 }
+        summary.updatedInPipeline += number(1)
+        summary.updatedInCRM += number(2)
+        summary.conflicts += number(3)
+        summary.waiting += number(4)
+        summary.waiting += Int64(try connection.execute("""
+            SELECT (SELECT count(*) FROM \(raw: compiler.createTable(.pipeline)) WHERE waiting)
+                 + (SELECT count(*) FROM \(raw: compiler.createTable(.crm)) WHERE waiting)
+            """).scalar.flatMap { Int($0) } ?? 0)
+        return newLinks
+    }
+
+    /// Runs an apply statement set-based; if it fails, runs it record by record
+    /// on the server and keeps the failures as record errors (B6).
+    func apply(_ statement: ApplyStatement, compiler: ModuleCompiler) throws {
+        try connection.execute("SAVEPOINT tandem_apply")
+        do {
+            try connection.execute(statement.sql)
+            try connection.execute("RELEASE SAVEPOINT tandem_apply")
+            return
+        } catch let error as PostgresError where error.kind == .statement && error.isRecordError {
+            try connection.execute("ROLLBACK TO SAVEPOINT tandem_apply")
+        }
+        let text = statement.sql.render().text
+        let recordID: SQL = statement.workKey == "link_id"
+            ? "(SELECT \(raw: statement.source == .pipeline ? "p_id" : "c_id") FROM \(raw: statement.workTable) w WHERE w.link_id = e.failed_key::bigint)"
+            : "e.failed_key"
+        try connection.execute("""
+            WITH failed AS (
+              INSERT INTO _tandem_failed (module, side, record_id, operation, sqlstate, message)
+              SELECT \(compiler.module.name), \(statement.source.rawValue), \(recordID), \(statement.operation),
+                     e.failed_sqlstate, e.failed_message
+                FROM tandem._apply_each(\(text), \(statement.workTable)::regclass, \(statement.workKey)) e
+              RETURNING record_id)
+            SELECT count(*) FROM failed
+            """)
+        try connection.execute("""
+            UPDATE \(raw: statement.workTable) w SET failed = true
+              FROM _tandem_failed f
+             WHERE f.module = \(compiler.module.name) AND f.side = \(statement.source.rawValue) AND f.operation = \(statement.operation)
+               AND f.record_id = \(raw: statement.workKey == "link_id" ? (statement.source == .pipeline ? "w.p_id" : "w.c_id") : "w.src_id")
+            """)
+    }
+
+    /// Failures are kept with a growing back-off; records that went through
+    /// resolve their earlier failures.
+    func recordFailures(_ id: Int64, summary: inout PassSummary) throws {
+        summary.errors = Int64(try connection.execute("""
+            INSERT INTO tandem.record_failures AS f (integration_id, module, side, record_id, operation, sqlstate, message)
+            SELECT DISTINCT ON (module, side, record_id) \(id), module, side, record_id, operation, sqlstate, message
+              FROM _tandem_failed WHERE record_id IS NOT NULL
+            ON CONFLICT (integration_id, module, side, record_id) DO UPDATE
+               SET operation = EXCLUDED.operation, sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message,
+                   first_failed_at = CASE WHEN f.resolved_at IS NULL THEN f.first_failed_at ELSE now() END,
+                   last_failed_at = now(),
+                   attempts = CASE WHEN f.resolved_at IS NULL THEN f.attempts + 1 ELSE 1 END,
+                   retry_at = now() + least(interval '1 hour',
+                                  interval '5 seconds' * power(2, least(CASE WHEN f.resolved_at IS NULL THEN f.attempts ELSE 0 END, 10))),
+                   resolved_at = NULL
+            """).affected)
+        try connection.execute("""
+            UPDATE tandem.record_failures f SET resolved_at = now()
+              FROM _tandem_candidates c
+             WHERE f.integration_id = \(id) AND f.resolved_at IS NULL
+               AND f.module = c.module AND f.side = c.side AND f.record_id = c.record_id
+               AND NOT EXISTS (SELECT 1 FROM _tandem_failed x WHERE x.module = c.module AND x.side = c.side AND x.record_id = c.record_id)
+            """)
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}
+
+extension PassSummary {
+    mutating func add(_ other: PassSummary) {
+        changesRead += other.changesRead
+        matched += other.matched
+        createdInPipeline += other.createdInPipeline
+        createdInCRM += other.createdInCRM
+        updatedInPipeline += other.updatedInPipeline
+        updatedInCRM += other.updatedInCRM
+        conflicts += other.conflicts
+        errors += other.errors
+        waiting += other.waiting
+        initialChunk = initialChunk || other.initialChunk
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import TandemCore
+import TandemPostgres
+
+/// An event for hosts: JSON, delivered after the transaction that caused it committed.
+public typealias EventHandler = (String) -> Void
+
+/// Runs the compiled SQL of one integration over one libpq connection.
+/// One thread at a time, except `requestStop()`.
+public final class Engine {
+    let connection: Connection
+    /// The bound integration, resolved against the catalog.
+    var bound: Bound?
+    public var eventHandler: EventHandler?
+    /// Whether this connection holds the integration's syncer lock (B9).
+    var isActiveSyncer = false
+    let stopSignal: StopSignal
+
+    struct Bound {
+        let id: Int64
+        let integration: Integration
+        let compilers: [ModuleCompiler]
+    }
+
+    /// Connects. The error never contains the password.
+    public init(conninfo: String) throws {
+        do {
+            connection = try Connection(conninfo: conninfo)
+        } catch let error as PostgresError {
+            throw TandemError(.connect, error.description, sqlstate: error.sqlstate)
+        }
+        stopSignal = try StopSignal()
+    }
+
+    public func close() {
+        connection.close()
+        bound = nil
+    }
+
+    /// The integration this engine is bound to.
+    public var integration: Integration? { bound?.integration }
+
+    func requireBound() throws -> Bound {
+        guard let bound else {
+            throw TandemError(.state, "no integration is bound to this handle: call configure or attach first")
+        }
+        return bound
+    }
+
+    /// Installs or upgrades the tandem schema.
+    public func install() throws {
+        try database { try Migrator.migrate(connection) }
+    }
+
+    /// Runs database work, turning libpq failures into result codes.
+    @discardableResult
+    func database<T>(_ work: () throws -> T) throws -> T {
+        do {
+            return try work()
+        } catch let error as PostgresError {
+            if ProcessInfo.processInfo.environment["TANDEM_DEBUG_SQL"] != nil {
+                FileHandle.standardError.write(Data("tandem: \(error.debugDescription)\n".utf8))
+            }
+            switch error.kind {
+            case .connection: throw TandemError(.connect, error.description, sqlstate: error.sqlstate)
+            case .statement:
+                if error.sqlstate == "3F000" || error.sqlstate == "42P01", error.message.contains("tandem") {
+                    throw TandemError(.state, "the tandem schema is not installed in this database: call install first (\(error.message))", sqlstate: error.sqlstate)
+                }
+                throw TandemError(.database, error.description, sqlstate: error.sqlstate)
+            }
+        }
+    }
+
+    func emit(_ events: [String]) {
+        guard let eventHandler else { return }
+        for event in events { eventHandler(event) }
+    }
+
+    /// JSON text of a flat object, for events. Keys in the given order.
+    static func json(_ pairs: KeyValuePairs<String, Any>) -> String {
+        var object: [String: Any] = [:]
+        for (key, value) in pairs { object[key] = value }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
+              let text = String(data: data, encoding: .utf8) else { return "{}" }
+        return text
+    }
+}
+
+/// A self-pipe that lets another thread (or a signal handler) wake `run()`.
+final class StopSignal: @unchecked Sendable {
+    let readEnd: Int32
+    let writeEnd: Int32
+
+    init() throws {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw TandemError(.error, "could not create the stop pipe: errno \(errno)") }
+        readEnd = ends[0]
+        writeEnd = ends[1]
+        for end in ends { _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK) }
+    }
+
+    deinit {
+        Foundation.close(readEnd)
+        Foundation.close(writeEnd)
+    }
+
+    /// Async-signal-safe.
+    func signal() {
+        var byte: UInt8 = 1
+        _ = write(writeEnd, &byte, 1)
+    }
+
+    /// True if a stop was requested since the last drain.
+    func drain() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var stopped = false
+        while read(readEnd, &buffer, buffer.count) > 0 { stopped = true }
+        return stopped
+    }
+}

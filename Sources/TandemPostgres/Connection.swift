@@ -1,0 +1,158 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection. Not thread-safe: one thread at a time.
+public final class Connection {
+    private var handle: OpaquePointer?
+
+    /// Connects with a libpq connection string or URI.
+    public init(conninfo: String) throws {
+        guard let connection = PQconnectdb(conninfo) else {
+            throw PostgresError(kind: .connection, message: "out of memory while connecting")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Connection.trimmed(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(kind: .connection, message: "could not connect to PostgreSQL: \(message)")
+        }
+        handle = connection
+        // Results are text; dates and numbers must not depend on the session defaults.
+        try executeScript("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET client_min_messages = warning")
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
+
+    /// The socket to poll for readability (notifications), or -1.
+    public var socket: Int32 {
+        guard let handle else { return -1 }
+        return PQsocket(handle)
+    }
+
+    public var isOpen: Bool {
+        guard let handle else { return false }
+        return PQstatus(handle) == CONNECTION_OK
+    }
+
+    /// Runs one statement with its values as bind parameters.
+    @discardableResult
+    public func execute(_ sql: SQL) throws -> QueryResult {
+        let connection = try open()
+        let (text, values) = sql.render()
+        if values.isEmpty {
+            return try check(PQexecParams(connection, text, 0, nil, nil, nil, nil, 0), statement: text)
+        }
+        // Keep the C strings alive for the duration of the call.
+        let cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
+        defer { cStrings.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = cStrings.map { $0.map { UnsafePointer($0) } }
+        let result = pointers.withUnsafeBufferPointer { buffer in
+            PQexecParams(connection, text, Int32(values.count), nil, buffer.baseAddress, nil, nil, 0)
+        }
+        return try check(result, statement: text)
+    }
+
+    /// Runs a script of several statements (migrations, reference schemas).
+    /// No values may be part of it.
+    public func executeScript(_ script: String) throws {
+        let connection = try open()
+        var result = PQexec(connection, script)
+        // PQexec returns only the last result; errors stop the script.
+        _ = try check(result, statement: nil)
+        result = nil
+    }
+
+    /// Reads what arrived on the socket and returns the notifications.
+    public func notifications() throws -> [Notification] {
+        let connection = try open()
+        if PQconsumeInput(connection) == 0 {
+            throw PostgresError(kind: .connection, message: "connection lost: \(Connection.trimmed(PQerrorMessage(connection)))")
+        }
+        var received: [Notification] = []
+        while let notify = PQnotifies(connection) {
+            received.append(Notification(channel: String(cString: notify.pointee.relname),
+                                         payload: String(cString: notify.pointee.extra)))
+            PQfreemem(notify)
+        }
+        return received
+    }
+
+    private func open() throws -> OpaquePointer {
+        guard let handle else {
+            throw PostgresError(kind: .connection, message: "the connection is closed")
+        }
+        return handle
+    }
+
+    private func check(_ result: OpaquePointer?, statement: String?) throws -> QueryResult {
+        guard let result else {
+            throw PostgresError(kind: .connection, message: "connection lost: \(Connection.trimmed(PQerrorMessage(handle)))", statement: statement)
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return QueryResult(result)
+        default:
+            defer { PQclear(result) }
+            let field = { (code: Int32) -> String? in
+                guard let value = PQresultErrorField(result, code) else { return nil }
+                return String(cString: value)
+            }
+            let primary = field(Int32(UInt8(ascii: "M"))) ?? Connection.trimmed(PQresultErrorMessage(result))
+            let lost = handle.map { PQstatus($0) != CONNECTION_OK } ?? true
+            throw PostgresError(kind: lost ? .connection : .statement,
+                                message: primary,
+                                sqlstate: field(Int32(UInt8(ascii: "C"))),
+                                detail: field(Int32(UInt8(ascii: "D"))),
+                                statement: statement)
+        }
+    }
+
+    static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "unknown error" }
+        return String(cString: message).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+public struct Notification: Sendable, Equatable {
+    public let channel: String
+    public let payload: String
+}
+
+/// A result, copied out of libpq at once; only small results are ever read.
+public struct QueryResult: Sendable {
+    public let columns: [String]
+    public let rows: [[String?]]
+    /// Rows affected by INSERT/UPDATE/DELETE.
+    public let affected: Int
+
+    init(_ result: OpaquePointer) {
+        defer { PQclear(result) }
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            rows.append((0..<columnCount).map { column in
+                PQgetisnull(result, Int32(row), Int32(column)) == 1
+                    ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+            })
+        }
+        self.rows = rows
+        affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    /// The first column of the first row.
+    public var scalar: String? { rows.first?.first ?? nil }
+
+    public func column(_ name: String) -> Int? { columns.firstIndex(of: name) }
+
+    /// Rows as dictionaries, for reporting.
+    public var records: [[String: String?]] {
+        rows.map { row in Dictionary(uniqueKeysWithValues: zip(columns, row)) }
+    }
+}

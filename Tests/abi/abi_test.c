@@ -1,0 +1,888 @@
+/*
+ * abi_test.c — tests of Tandem's C ABI, through include/tandem.h only.
+ *
+ *   abi_test CONNINFO
+ *
+ * CONNINFO names a database the tests may use: they call tandem_install()
+ * and create nothing outside the `tandem` schema. The reference apps
+ * (sql/apps/pipeline.sql, crm.sql, sample.sql) must be loaded for the checks
+ * that configure, run and sync; Tests/abi/run.sh makes such a database.
+ *
+ * Prints one line per check ("ok - ..." or "FAIL - ...: why") and ends with
+ * the line "N passed, N failed". Exits 1 when any check failed.
+ *
+ * Every check compares against what include/tandem.h promises; where the
+ * header leaves a choice open the check says so in a comment and accepts
+ * each reading.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "tandem.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Reporting                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int passed, failed;
+
+/* Records one check. The detail (printf-style) is printed only on failure. */
+static int check(int ok, const char *name, const char *detail_fmt, ...)
+{
+    if (ok) {
+        passed++;
+        printf("ok - %s\n", name);
+    } else {
+        failed++;
+        printf("FAIL - %s", name);
+        if (detail_fmt && *detail_fmt) {
+            va_list ap;
+            va_start(ap, detail_fmt);
+            fputs(": ", stdout);
+            vprintf(detail_fmt, ap);
+            va_end(ap);
+        }
+        putchar('\n');
+    }
+    fflush(stdout);
+    return ok;
+}
+
+/* A comment line ("# ..."), never counted; multi-line text stays commented. */
+static void note(const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+    fputs("# ", stdout);
+    for (const char *p = buf; *p; p++) {
+        putchar(*p);
+        if (*p == '\n') fputs("# ", stdout);
+    }
+    putchar('\n');
+    fflush(stdout);
+}
+
+static int finish(void)
+{
+    printf("%d passed, %d failed\n", passed, failed);
+    fflush(stdout);
+    return failed ? 1 : 0;
+}
+
+/* A message for failure details that is never NULL. */
+static const char *safe(const char *s) { return s ? s : "(NULL)"; }
+
+/* The handle's message, copied, so that it survives the next call. */
+static char last_message[2048];
+static const char *copy_errmsg(tandem *db)
+{
+    const char *m = tandem_errmsg(db);
+    snprintf(last_message, sizeof last_message, "%s", safe(m));
+    return last_message;
+}
+
+/*
+ * The core invariant of the error model: a call's result code, the handle's
+ * errcode and errmsg agree. After a failure errcode == rc and errmsg is a
+ * non-empty message; after success errcode == 0 and errmsg is "". sqlstate
+ * is never NULL and is either "" or five characters.
+ */
+static int check_rc(tandem *db, int rc, int expected, const char *name)
+{
+    const char *msg = tandem_errmsg(db);
+    const char *state = tandem_sqlstate(db);
+    int code = tandem_errcode(db);
+    char buf[2600];
+
+    if (rc != expected) {
+        snprintf(buf, sizeof buf, "returned %d (%s), expected %d (%s); errmsg: %s",
+                 rc, tandem_errstr(rc), expected, tandem_errstr(expected), safe(msg));
+        return check(0, name, "%s", buf);
+    }
+    if (code != rc)
+        return check(0, name, "returned %d but tandem_errcode() is %d", rc, code);
+    if (msg == NULL)
+        return check(0, name, "tandem_errmsg() returned NULL");
+    if (rc == TANDEM_OK && msg[0] != '\0')
+        return check(0, name, "succeeded but tandem_errmsg() is \"%s\"", msg);
+    if (rc != TANDEM_OK && msg[0] == '\0')
+        return check(0, name, "failed with %d but tandem_errmsg() is empty", rc);
+    if (state == NULL)
+        return check(0, name, "tandem_sqlstate() returned NULL");
+    if (state[0] != '\0' && strlen(state) != 5)
+        return check(0, name, "tandem_sqlstate() is \"%s\", neither empty nor 5 characters", state);
+    if (rc == TANDEM_OK && state[0] != '\0')
+        return check(0, name, "succeeded but tandem_sqlstate() is \"%s\"", state);
+    return check(1, name, NULL);
+}
+
+/* Like check_rc, but any of two codes will do (where the header allows both). */
+static int check_rc2(tandem *db, int rc, int expected1, int expected2, const char *name)
+{
+    return check_rc(db, rc, rc == expected2 ? expected2 : expected1, name);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
+/* ------------------------------------------------------------------------ */
+
+static const char DEFAULT_CONFIG[] =
+    "{\"pipeline\":{\"acting_user\":\"admin@example.com\"},"
+    "\"crm\":{\"acting_user\":\"admin@example.com\"}}";
+
+/* Distinct addresses the library must never write into an out-parameter. */
+static char sentinel_storage[2];
+#define SENTINEL_STRING ((char *)&sentinel_storage[0])
+#define SENTINEL_HANDLE ((tandem *)&sentinel_storage[1])
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Whether JSON text has `"key"` followed (after blanks and a colon) by `value`. */
+static int json_has(const char *json, const char *key, const char *value)
+{
+    size_t klen = strlen(key);
+    const char *p = json;
+    while ((p = strstr(p, key)) != NULL) {
+        const char *q = p + klen;
+        if (p > json && p[-1] == '"' && *q == '"') {
+            q++;
+            while (isspace((unsigned char)*q)) q++;
+            if (*q == ':') {
+                q++;
+                while (isspace((unsigned char)*q)) q++;
+                if (strncmp(q, value, strlen(value)) == 0) return 1;
+            }
+        }
+        p += klen;
+    }
+    return 0;
+}
+
+/* The number of elements of a top-level JSON array, or -1 when the text is
+ * not an array. Enough of a parser for counting report rows. */
+static long json_array_length(const char *json)
+{
+    const char *p = json;
+    int depth = 0, in_string = 0, any = 0;
+    long count = 0;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p != '[') return -1;
+    for (; *p; p++) {
+        char c = *p;
+        if (in_string) {
+            if (c == '\\' && p[1]) p++;
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        if (c == '"') { in_string = 1; if (depth == 1) any = 1; }
+        else if (c == '[' || c == '{') { if (depth == 1) any = 1; depth++; }
+        else if (c == ']' || c == '}') { depth--; if (depth == 0) return any ? count + 1 : 0; }
+        else if (c == ',' && depth == 1) count++;
+        else if (depth == 1 && !isspace((unsigned char)c)) any = 1;
+    }
+    return -1;
+}
+
+/* Events seen by the callback, for the sync checks. */
+struct events {
+    int magic;          /* proves the context pointer is passed through */
+    int count;
+    int initial_sync_complete;
+    int bad_json;       /* an event that was not a JSON object */
+    char first[512];
+};
+#define EVENTS_MAGIC 0x7a4d
+
+static void on_event(void *context, const char *event_json)
+{
+    struct events *ev = context;
+    if (ev == NULL || ev->magic != EVENTS_MAGIC) {
+        /* Context not passed through: make the later check fail. */
+        return;
+    }
+    ev->count++;
+    if (event_json == NULL || event_json[0] != '{') ev->bad_json++;
+    if (event_json && strstr(event_json, "initial_sync_complete")) ev->initial_sync_complete++;
+    if (ev->count == 1) snprintf(ev->first, sizeof ev->first, "%s", safe(event_json));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checks that need no database                                             */
+/* ------------------------------------------------------------------------ */
+
+static void test_version(void)
+{
+    int n = tandem_libversion_number();
+    const char *v = tandem_libversion();
+    check(n == TANDEM_VERSION_NUMBER, "version: tandem_libversion_number() == TANDEM_VERSION_NUMBER",
+          "library says %d, header says %d", n, TANDEM_VERSION_NUMBER);
+    check(v != NULL && strcmp(v, TANDEM_VERSION) == 0, "version: tandem_libversion() == TANDEM_VERSION",
+          "library says \"%s\", header says \"%s\"", safe(v), TANDEM_VERSION);
+    check(v != NULL && v == tandem_libversion(), "version: tandem_libversion() is one static string",
+          "two calls gave different pointers");
+}
+
+static void test_errstr(void)
+{
+    const char *texts[10];
+    int ok = 1;
+    char why[512] = "";
+    for (int code = 0; code <= 9; code++) {
+        texts[code] = tandem_errstr(code);
+        if (texts[code] == NULL || texts[code][0] == '\0') {
+            ok = 0;
+            snprintf(why, sizeof why, "tandem_errstr(%d) is %s", code, texts[code] ? "\"\"" : "NULL");
+            break;
+        }
+        for (int other = 0; other < code; other++) {
+            if (strcmp(texts[code], texts[other]) == 0) {
+                ok = 0;
+                snprintf(why, sizeof why, "codes %d and %d share the text \"%s\"", other, code, texts[code]);
+            }
+        }
+    }
+    check(ok, "tandem_errstr: codes 0..9 have distinct, non-empty texts", "%s", why);
+
+    const char *unknown = tandem_errstr(999);
+    check(unknown != NULL && unknown[0] != '\0', "tandem_errstr(999) gives non-NULL, non-empty text",
+          "got %s", unknown ? "\"\"" : "NULL");
+    const char *negative = tandem_errstr(-1);
+    check(negative != NULL && negative[0] != '\0', "tandem_errstr(-1) gives non-NULL, non-empty text",
+          "got %s", negative ? "\"\"" : "NULL");
+    /* The header names the text for unknown codes. */
+    check(unknown != NULL && strcmp(unknown, "unknown result code") == 0,
+          "tandem_errstr(999) is \"unknown result code\"", "got \"%s\"", safe(unknown));
+    check(unknown != NULL && texts[TANDEM_OK] && strcmp(unknown, texts[TANDEM_OK]) != 0,
+          "tandem_errstr(999) differs from tandem_errstr(TANDEM_OK)", "both are \"%s\"", safe(unknown));
+}
+
+static void dummy_event(void *context, const char *json) { (void)context; (void)json; }
+
+static void test_null_handle(void)
+{
+    tandem_close(NULL);
+    tandem_free(NULL);
+    check(1, "NULL: tandem_close(NULL) and tandem_free(NULL) return", NULL);
+
+    char *s = SENTINEL_STRING;
+    int64_t changes = 424242;
+    int rc;
+
+#define NULL_HANDLE(expr, label)                                                   \
+    rc = (expr);                                                                   \
+    check(rc == TANDEM_MISUSE, "NULL handle: " label " returns TANDEM_MISUSE",     \
+          "returned %d (%s)", rc, tandem_errstr(rc))
+
+    NULL_HANDLE(tandem_install(NULL), "tandem_install");
+    NULL_HANDLE(tandem_validate(NULL, DEFAULT_CONFIG), "tandem_validate");
+    NULL_HANDLE(tandem_configure(NULL, DEFAULT_CONFIG), "tandem_configure");
+    NULL_HANDLE(tandem_attach(NULL, "default"), "tandem_attach");
+    NULL_HANDLE(tandem_activate(NULL, "contacts_companies"), "tandem_activate");
+    NULL_HANDLE(tandem_sync(NULL, &changes), "tandem_sync");
+    NULL_HANDLE(tandem_sync(NULL, NULL), "tandem_sync(changes NULL)");
+    NULL_HANDLE(tandem_process(NULL), "tandem_process");
+    NULL_HANDLE(tandem_run(NULL), "tandem_run");
+    NULL_HANDLE(tandem_stop(NULL), "tandem_stop");
+    NULL_HANDLE(tandem_set_event_callback(NULL, dummy_event, NULL), "tandem_set_event_callback");
+    NULL_HANDLE(tandem_set_event_callback(NULL, NULL, NULL), "tandem_set_event_callback(NULL callback)");
+    NULL_HANDLE(tandem_status(NULL, &s), "tandem_status");
+    NULL_HANDLE(tandem_report(NULL, "runs", 0, &s), "tandem_report");
+    NULL_HANDLE(tandem_errcode(NULL), "tandem_errcode");
+#undef NULL_HANDLE
+
+    check(s == SENTINEL_STRING, "NULL handle: status/report leave *json_out untouched", "it was overwritten");
+    check(changes == 424242, "NULL handle: tandem_sync leaves *changes untouched", "it became %lld",
+          (long long)changes);
+
+    int fd = tandem_socket(NULL);
+    check(fd == -1, "NULL handle: tandem_socket returns -1", "returned %d", fd);
+
+    const char *m = tandem_errmsg(NULL);
+    check(m != NULL, "NULL handle: tandem_errmsg(NULL) is not NULL", NULL);
+    const char *st = tandem_sqlstate(NULL);
+    check(st != NULL, "NULL handle: tandem_sqlstate(NULL) is not NULL", NULL);
+}
+
+static void test_open_failures(const char *good)
+{
+    tandem *db;
+    char *msg;
+    int rc;
+
+    /* NULL conninfo */
+    db = SENTINEL_HANDLE;
+    msg = SENTINEL_STRING;
+    rc = tandem_open(NULL, &db, &msg);
+    check(rc == TANDEM_MISUSE, "tandem_open(NULL conninfo) returns TANDEM_MISUSE", "returned %d (%s)", rc,
+          tandem_errstr(rc));
+    check(db == SENTINEL_HANDLE, "tandem_open(NULL conninfo) leaves *out untouched", "it became %p", (void *)db);
+    /* "On failure ... *errmsg receives a message" — the MISUSE case too. */
+    check(msg != SENTINEL_STRING && msg != NULL && msg[0] != '\0',
+          "tandem_open(NULL conninfo) stores a non-empty *errmsg", "got %s",
+          msg == SENTINEL_STRING ? "nothing (untouched)" : msg ? "\"\"" : "NULL");
+    if (msg != SENTINEL_STRING) tandem_free(msg);
+
+    /* NULL out */
+    msg = SENTINEL_STRING;
+    rc = tandem_open(good, NULL, &msg);
+    check(rc == TANDEM_MISUSE, "tandem_open(NULL out) returns TANDEM_MISUSE", "returned %d (%s)", rc,
+          tandem_errstr(rc));
+    if (rc == TANDEM_MISUSE)
+        check(msg != SENTINEL_STRING && msg != NULL && msg[0] != '\0',
+              "tandem_open(NULL out) stores a non-empty *errmsg", NULL);
+    if (msg != SENTINEL_STRING) tandem_free(msg);
+
+    /* NULL out and NULL errmsg: must simply not crash. */
+    rc = tandem_open(NULL, NULL, NULL);
+    check(rc == TANDEM_MISUSE, "tandem_open(NULL, NULL, NULL) returns TANDEM_MISUSE", "returned %d (%s)", rc,
+          tandem_errstr(rc));
+
+    static const char *const bad[] = {
+        "this is not a conninfo",
+        "host=/nonexistent port=1",
+        "host=/nonexistent password=s3cret",
+        "postgresql://someone:s3cret@/nodb?host=/nonexistent",
+        "host=/nonexistent password='s3cret with spaces'",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char name[256];
+        db = SENTINEL_HANDLE;
+        msg = SENTINEL_STRING;
+        rc = tandem_open(bad[i], &db, &msg);
+        snprintf(name, sizeof name, "tandem_open(\"%s\") returns TANDEM_CONNECT", bad[i]);
+        check(rc == TANDEM_CONNECT, name, "returned %d (%s)", rc, tandem_errstr(rc));
+        snprintf(name, sizeof name, "tandem_open(\"%s\") leaves *out untouched", bad[i]);
+        check(db == SENTINEL_HANDLE, name, "it became %p", (void *)db);
+        if (db != SENTINEL_HANDLE && db != NULL) tandem_close(db);
+        snprintf(name, sizeof name, "tandem_open(\"%s\") gives a non-empty message", bad[i]);
+        int has_msg = msg != SENTINEL_STRING && msg != NULL && msg[0] != '\0';
+        check(has_msg, name, "got %s", msg == SENTINEL_STRING ? "nothing (untouched)" : msg ? "\"\"" : "NULL");
+        if (has_msg) {
+            note("message: %s", msg);
+            snprintf(name, sizeof name, "tandem_open(\"%s\") message does not contain the password", bad[i]);
+            check(strstr(msg, "s3cret") == NULL, name, "message: %s", msg);
+        }
+        if (msg != SENTINEL_STRING) tandem_free(msg);
+
+        /* Same failure without an errmsg out-parameter. */
+        db = SENTINEL_HANDLE;
+        rc = tandem_open(bad[i], &db, NULL);
+        snprintf(name, sizeof name, "tandem_open(\"%s\", errmsg NULL) returns TANDEM_CONNECT", bad[i]);
+        check(rc == TANDEM_CONNECT && db == SENTINEL_HANDLE, name, "returned %d (%s), out %s", rc,
+              tandem_errstr(rc), db == SENTINEL_HANDLE ? "untouched" : "overwritten");
+    }
+
+    /* Invalid UTF-8 in the connection string: a code, never a crash. The header
+     * names TANDEM_MISUSE for bad UTF-8 and TANDEM_CONNECT for every other
+     * open failure; either reading is accepted here. */
+    db = SENTINEL_HANDLE;
+    msg = SENTINEL_STRING;
+    rc = tandem_open("host=/nonexistent dbname=\xff\xfe", &db, &msg);
+    check((rc == TANDEM_MISUSE || rc == TANDEM_CONNECT) && db == SENTINEL_HANDLE,
+          "tandem_open(invalid UTF-8) returns TANDEM_MISUSE or TANDEM_CONNECT, *out untouched",
+          "returned %d (%s)", rc, tandem_errstr(rc));
+    check(msg != SENTINEL_STRING && msg != NULL && msg[0] != '\0', "tandem_open(invalid UTF-8) gives a message",
+          NULL);
+    if (msg != SENTINEL_STRING) tandem_free(msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checks on an open handle                                                 */
+/* ------------------------------------------------------------------------ */
+
+static tandem *open_or_die(const char *conninfo)
+{
+    tandem *db = NULL;
+    char *msg = NULL;
+    int rc = tandem_open(conninfo, &db, &msg);
+    if (rc != TANDEM_OK || db == NULL) {
+        check(0, "tandem_open(good conninfo)", "%d (%s): %s", rc, tandem_errstr(rc), safe(msg));
+        tandem_free(msg);
+        finish();
+        exit(1);
+    }
+    return db;
+}
+
+static void test_open_close_loop(const char *good)
+{
+    int ok = 1, i;
+    char why[1024] = "";
+    for (i = 0; i < 200; i++) {
+        tandem *db = NULL;
+        char *msg = NULL;
+        int rc = tandem_open(good, &db, &msg);
+        if (rc != TANDEM_OK || db == NULL) {
+            ok = 0;
+            snprintf(why, sizeof why, "open %d: %d (%s): %s", i, rc, tandem_errstr(rc), safe(msg));
+            tandem_free(msg);
+            break;
+        }
+        tandem_free(msg); /* whatever the library did with it on success */
+        if (tandem_errcode(db) != TANDEM_OK || strcmp(tandem_errmsg(db), "") != 0) {
+            ok = 0;
+            snprintf(why, sizeof why, "fresh handle has errcode %d, errmsg \"%s\"", tandem_errcode(db),
+                     tandem_errmsg(db));
+        }
+        tandem_close(db);
+        if (!ok) break;
+    }
+    check(ok, "200 x tandem_open + tandem_close", "%s", why);
+}
+
+static void test_null_arguments(tandem *db)
+{
+    int rc;
+    char *s = SENTINEL_STRING;
+
+    rc = tandem_validate(db, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_validate(db, NULL)");
+    rc = tandem_configure(db, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_configure(db, NULL)");
+    rc = tandem_attach(db, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_attach(db, NULL)");
+    rc = tandem_activate(db, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_activate(db, NULL)");
+    rc = tandem_report(db, NULL, 0, &s);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_report(db, NULL name)");
+    check(s == SENTINEL_STRING, "NULL argument: tandem_report(db, NULL name) leaves *json_out untouched", NULL);
+
+    rc = tandem_status(db, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL out-param: tandem_status(db, NULL)");
+    rc = tandem_report(db, "runs", 0, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL out-param: tandem_report(db, \"runs\", 0, NULL)");
+}
+
+static void test_errors_before_configure(tandem *db)
+{
+    int rc;
+    char *s;
+
+    /* R2/"not configured": activating on an unbound handle is out of order. */
+    rc = tandem_activate(db, "contacts_companies");
+    check_rc2(db, rc, TANDEM_STATE, TANDEM_MISUSE, "tandem_activate before configure: TANDEM_STATE or TANDEM_MISUSE");
+
+    /* After a failure, a successful call resets errcode and errmsg. */
+    rc = tandem_install(db);
+    check_rc(db, rc, TANDEM_OK, "after an error, a successful call: errcode 0, errmsg \"\"");
+
+    rc = tandem_attach(db, "no-such-integration");
+    check_rc(db, rc, TANDEM_NOTFOUND, "tandem_attach(\"no-such-integration\") returns TANDEM_NOTFOUND");
+
+    rc = tandem_attach(db, "\xff\xfe");
+    check_rc(db, rc, TANDEM_MISUSE, "tandem_attach(invalid UTF-8) returns TANDEM_MISUSE");
+    rc = tandem_activate(db, "\xff\xfe");
+    check_rc(db, rc, TANDEM_MISUSE, "tandem_activate(invalid UTF-8) returns TANDEM_MISUSE");
+
+    /* The header does not say what reporting does on an unbound handle; it
+     * must at least keep the error model and leave the out-param alone. */
+    s = SENTINEL_STRING;
+    rc = tandem_status(db, &s);
+    if (rc == TANDEM_OK) {
+        check_rc(db, rc, TANDEM_OK, "tandem_status before configure: OK (returns JSON)");
+        check(s != SENTINEL_STRING && s != NULL && s[0] == '{', "tandem_status before configure: a JSON object",
+              "got %s", s == SENTINEL_STRING ? "(untouched)" : safe(s));
+        if (s != SENTINEL_STRING) tandem_free(s);
+    } else {
+        check_rc(db, rc, rc, "tandem_status before configure: fails with a code and message");
+        check(s == SENTINEL_STRING, "tandem_status before configure: *json_out untouched on failure", NULL);
+    }
+}
+
+static void test_bad_json(tandem *db)
+{
+    static const char *const bad[] = { "{", "[]", "null", "", "{\"pipeline\":", "42", "\"text\"",
+                                       "{\"pipeline\":{\"acting_user\":\"admin@example.com\"}}}" };
+    char name[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(name, sizeof name, "bad JSON: tandem_validate(\"%s\") returns TANDEM_CONFIG", bad[i]);
+        check_rc(db, tandem_validate(db, bad[i]), TANDEM_CONFIG, name);
+        snprintf(name, sizeof name, "bad JSON: tandem_configure(\"%s\") returns TANDEM_CONFIG", bad[i]);
+        check_rc(db, tandem_configure(db, bad[i]), TANDEM_CONFIG, name);
+    }
+
+    /* Bad UTF-8: the header lists it under TANDEM_MISUSE; for JSON text the
+     * brief allows TANDEM_CONFIG too. */
+    check_rc2(db, tandem_validate(db, "\xff\xfe"), TANDEM_MISUSE, TANDEM_CONFIG,
+              "invalid UTF-8: tandem_validate returns TANDEM_MISUSE or TANDEM_CONFIG");
+    check_rc2(db, tandem_configure(db, "\xff\xfe"), TANDEM_MISUSE, TANDEM_CONFIG,
+              "invalid UTF-8: tandem_configure returns TANDEM_MISUSE or TANDEM_CONFIG");
+    check_rc2(db, tandem_validate(db, "{\"integration\":\"\xff\xfe\"}"), TANDEM_MISUSE, TANDEM_CONFIG,
+              "invalid UTF-8 inside a JSON string: tandem_validate returns TANDEM_MISUSE or TANDEM_CONFIG");
+
+    /* A well-formed configuration naming things that do not exist. */
+    check_rc(db,
+             tandem_validate(db, "{\"pipeline\":{\"schema\":\"no_such_schema_xyz\",\"acting_user\":\"admin@example.com\"},"
+                                 "\"crm\":{\"acting_user\":\"admin@example.com\"}}"),
+             TANDEM_CONFIG, "tandem_validate with an unknown schema returns TANDEM_CONFIG");
+    const char *m = copy_errmsg(db);
+    check(strstr(m, "no_such_schema_xyz") != NULL, "the TANDEM_CONFIG message names the unknown schema",
+          "message: %s", m);
+
+    /* R5: an acting user who is not Administrator + CEO. The header maps R5 to
+     * TANDEM_PERMISSION; for a user that does not exist at all TANDEM_CONFIG is
+     * a defensible reading, so both are accepted. */
+    check_rc2(db,
+              tandem_validate(db, "{\"pipeline\":{\"acting_user\":\"nobody-at-all@example.invalid\"},"
+                                  "\"crm\":{\"acting_user\":\"admin@example.com\"}}"),
+              TANDEM_PERMISSION, TANDEM_CONFIG, "tandem_validate with an unknown acting user: PERMISSION or CONFIG");
+
+    /* Success resets the error state. */
+    check_rc(db, tandem_validate(db, DEFAULT_CONFIG), TANDEM_OK,
+             "tandem_validate(default config) after errors: OK, errcode 0, errmsg \"\"");
+}
+
+/* Report names are checked on a bound handle (after configure), where the
+ * header's TANDEM_NOTFOUND is unambiguous. On an unbound handle (`bound` 0)
+ * the header does not say which comes first, the unknown name or the missing
+ * integration, so TANDEM_NOTFOUND and TANDEM_STATE are both accepted there. */
+static void test_report_errors(tandem *db, int bound)
+{
+    const char *when = bound ? "bound handle" : "unbound handle";
+    char name[256];
+    char *s = SENTINEL_STRING;
+    int rc = tandem_report(db, "no_such_report", 0, &s);
+    snprintf(name, sizeof name, "%s: tandem_report(\"no_such_report\") returns TANDEM_NOTFOUND%s", when,
+             bound ? "" : " or TANDEM_STATE");
+    if (bound) check_rc(db, rc, TANDEM_NOTFOUND, name);
+    else check_rc2(db, rc, TANDEM_NOTFOUND, TANDEM_STATE, name);
+    snprintf(name, sizeof name, "%s: tandem_report with a bad name leaves *json_out untouched", when);
+    check(s == SENTINEL_STRING, name, NULL);
+
+    s = SENTINEL_STRING;
+    rc = tandem_report(db, "\xff\xfe", 0, &s);
+    snprintf(name, sizeof name, "%s: tandem_report(invalid UTF-8 name) returns TANDEM_MISUSE", when);
+    check_rc(db, rc, TANDEM_MISUSE, name);
+    snprintf(name, sizeof name, "%s: tandem_report(invalid UTF-8 name) leaves *json_out untouched", when);
+    check(s == SENTINEL_STRING, name, NULL);
+
+    s = SENTINEL_STRING;
+    rc = tandem_report(db, "", 0, &s);
+    snprintf(name, sizeof name, "%s: tandem_report(\"\") returns TANDEM_NOTFOUND%s", when,
+             bound ? "" : " or TANDEM_STATE");
+    if (bound) check_rc(db, rc, TANDEM_NOTFOUND, name);
+    else check_rc2(db, rc, TANDEM_NOTFOUND, TANDEM_STATE, name);
+    snprintf(name, sizeof name, "%s: tandem_report(\"\") leaves *json_out untouched", when);
+    check(s == SENTINEL_STRING, name, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* tandem_stop from another thread                                          */
+/* ------------------------------------------------------------------------ */
+
+struct runner {
+    tandem *db;
+    int rc;
+    atomic_int done;
+    double returned_at;
+};
+
+static void *run_thread(void *arg)
+{
+    struct runner *r = arg;
+    r->rc = tandem_run(r->db);
+    r->returned_at = now_seconds();
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/* Starts tandem_run on a thread, stops it from this one after 200 ms, and
+ * expects it back with TANDEM_OK within 5 s. Returns 0 when the thread could
+ * not be joined (the handle is then unusable). */
+static int check_stop_from_thread(tandem *db, const char *label)
+{
+    struct runner r = { db, -1, 0, 0 };
+    pthread_t thread;
+    char name[256];
+
+    if (pthread_create(&thread, NULL, run_thread, &r) != 0) {
+        snprintf(name, sizeof name, "%s: start a thread", label);
+        check(0, name, "pthread_create failed");
+        return 1;
+    }
+    sleep_ms(200);
+    int returned_early = atomic_load(&r.done);
+    double stop_at = now_seconds();
+    int src = tandem_stop(db);
+    while (!atomic_load(&r.done) && now_seconds() - stop_at < 5.0) sleep_ms(10);
+
+    if (!atomic_load(&r.done)) {
+        snprintf(name, sizeof name, "%s: tandem_run returns within 5 s of tandem_stop", label);
+        check(0, name, "still running after 5 s");
+        return 0;
+    }
+    pthread_join(thread, NULL);
+
+    snprintf(name, sizeof name, "%s: tandem_stop returns TANDEM_OK", label);
+    check(src == TANDEM_OK, name, "returned %d (%s)", src, tandem_errstr(src));
+    snprintf(name, sizeof name, "%s: tandem_run was still running when stopped", label);
+    check(!returned_early, name, "tandem_run returned %d (%s) before the stop: %s", r.rc, tandem_errstr(r.rc),
+          tandem_errmsg(db));
+    snprintf(name, sizeof name, "%s: tandem_run returns TANDEM_OK within 5 s of tandem_stop", label);
+    check(r.rc == TANDEM_OK && r.returned_at - stop_at < 5.0, name, "returned %d (%s) after %.2f s: %s", r.rc,
+          tandem_errstr(r.rc), r.returned_at - stop_at, tandem_errmsg(db));
+    note("%s: tandem_run returned %.3f s after tandem_stop", label, r.returned_at - stop_at);
+    return 1;
+}
+
+/* tandem_stop from a signal handler: the header calls it signal-safe. The
+ * handler runs on whichever thread the kernel picks; tandem_run must notice
+ * either way. A watchdog thread ends the process if tandem_run never
+ * returns, since the main thread is then stuck inside it. */
+static tandem *volatile signal_target;
+static volatile sig_atomic_t signal_stop_rc = -1;
+static atomic_int signal_run_done;
+
+static void on_alarm(int signo)
+{
+    (void)signo;
+    signal_stop_rc = tandem_stop(signal_target);
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 800; i++) { /* 8 s: 1 s alarm + 5 s + slack */
+        if (atomic_load(&signal_run_done)) return NULL;
+        sleep_ms(10);
+    }
+    check(0, "stop (signal handler): tandem_run returns within 5 s of tandem_stop", "still running after 7 s");
+    finish();
+    fflush(stdout);
+    _exit(1);
+}
+
+static void check_stop_from_signal(tandem *db)
+{
+    struct sigaction sa, old;
+    pthread_t dog;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    signal_target = db;
+    signal_stop_rc = -1;
+    atomic_store(&signal_run_done, 0);
+    if (sigaction(SIGALRM, &sa, &old) != 0 || pthread_create(&dog, NULL, watchdog, NULL) != 0) {
+        check(0, "stop (signal handler): set up", "sigaction or pthread_create failed");
+        return;
+    }
+    alarm(1);
+    double started = now_seconds();
+    int rc = tandem_run(db);
+    double elapsed = now_seconds() - started;
+    atomic_store(&signal_run_done, 1);
+    alarm(0);
+    pthread_join(dog, NULL);
+    sigaction(SIGALRM, &old, NULL);
+
+    check(signal_stop_rc == TANDEM_OK, "stop (signal handler): tandem_stop returns TANDEM_OK",
+          "returned %d", (int)signal_stop_rc);
+    check(elapsed >= 0.9, "stop (signal handler): tandem_run was still running when the signal came",
+          "it returned %d (%s) after %.2f s: %s", rc, tandem_errstr(rc), elapsed, tandem_errmsg(db));
+    check(rc == TANDEM_OK && elapsed < 6.0, "stop (signal handler): tandem_run returns TANDEM_OK within 5 s",
+          "returned %d (%s) after %.2f s: %s", rc, tandem_errstr(rc), elapsed, tandem_errmsg(db));
+    note("stop (signal handler): tandem_run returned %.3f s after it started (alarm at 1 s)", elapsed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A configured handle: configure, stop, a full small sync                  */
+/* ------------------------------------------------------------------------ */
+
+static int test_configured(tandem *db, const char *good)
+{
+    int rc;
+    char *s;
+    struct events ev = { EVENTS_MAGIC, 0, 0, 0, "" };
+
+    rc = tandem_configure(db, DEFAULT_CONFIG);
+    if (!check_rc(db, rc, TANDEM_OK, "tandem_configure(default config)")) return 1;
+    check_rc(db, tandem_configure(db, DEFAULT_CONFIG), TANDEM_OK, "tandem_configure again with the same JSON");
+    test_report_errors(db, 1);
+
+    int fd = tandem_socket(db);
+    check(fd >= 0, "tandem_socket on a configured handle is a descriptor", "returned %d: %s", fd,
+          tandem_errmsg(db));
+    check(tandem_socket(db) == fd, "tandem_socket returns the same descriptor twice", NULL);
+
+    check_rc(db, tandem_activate(db, "no_such_tab"), TANDEM_NOTFOUND, "tandem_activate(\"no_such_tab\") returns TANDEM_NOTFOUND");
+    /* R2: no other tab before Contacts & Companies. */
+    check_rc(db, tandem_activate(db, "notes"), TANDEM_STATE,
+             "tandem_activate(\"notes\") before contacts_companies returns TANDEM_STATE (R2)");
+
+    /* A second handle attaches to the integration configured above. */
+    {
+        tandem *other = open_or_die(good);
+        check_rc(other, tandem_attach(other, "default"), TANDEM_OK, "second handle: tandem_attach(\"default\")");
+        tandem_close(other);
+    }
+
+    /* tandem_stop from another thread, nothing active yet. */
+    if (!check_stop_from_thread(db, "stop (configured, idle)")) return 0;
+    check_stop_from_signal(db);
+
+    rc = tandem_set_event_callback(db, on_event, &ev);
+    check_rc(db, rc, TANDEM_OK, "tandem_set_event_callback");
+
+    rc = tandem_activate(db, "contacts_companies");
+    if (!check_rc(db, rc, TANDEM_OK, "tandem_activate(\"contacts_companies\")")) return 1;
+
+    /* Run the initial sync by hand, a bounded number of passes, until the
+     * status says it is complete. A failing tandem_status is its own check;
+     * the loop then goes on until the event arrives, so that the sync checks
+     * below still say something. */
+    int complete = 0, passes = 0, sync_ok = 1, status_ok = 1;
+    int64_t total = 0;
+    double started = now_seconds();
+    char why[2600] = "", status_why[2600] = "";
+    while (!complete && passes < 2000 && now_seconds() - started < 120.0) {
+        int64_t changes = -1;
+        rc = tandem_sync(db, &changes);
+        passes++;
+        if (rc != TANDEM_OK) {
+            sync_ok = 0;
+            snprintf(why, sizeof why, "pass %d: %d (%s): %s [sqlstate \"%s\"]", passes, rc, tandem_errstr(rc),
+                     tandem_errmsg(db), tandem_sqlstate(db));
+            break;
+        }
+        if (changes < 0) {
+            sync_ok = 0;
+            snprintf(why, sizeof why, "pass %d: *changes not set (%lld)", passes, (long long)changes);
+            break;
+        }
+        total += changes;
+        s = NULL;
+        rc = tandem_status(db, &s);
+        if (rc != TANDEM_OK || s == NULL) {
+            if (status_ok)
+                snprintf(status_why, sizeof status_why, "after pass %d: %d (%s): %s [sqlstate \"%s\"]", passes, rc,
+                         tandem_errstr(rc), tandem_errmsg(db), tandem_sqlstate(db));
+            status_ok = 0;
+            if (ev.initial_sync_complete) break;
+            continue;
+        }
+        complete = json_has(s, "initial_sync_complete", "true");
+        tandem_free(s);
+    }
+    check(sync_ok, "tandem_sync passes succeed", "%s", why);
+    check(status_ok, "tandem_status succeeds during the initial sync", "%s", status_why);
+    check(complete, "tandem_status reports \"initial_sync_complete\":true", "not after %d passes, %.1f s", passes,
+          now_seconds() - started);
+    note("initial sync: %d passes, %lld records written, %.2f s", passes, (long long)total, now_seconds() - started);
+    check(total > 0, "the initial sync wrote records in either app", "total changes %lld", (long long)total);
+    check(ev.count > 0 && ev.bad_json == 0, "the event callback received JSON objects", "%d events, %d not objects",
+          ev.count, ev.bad_json);
+    check(ev.initial_sync_complete > 0, "the event callback received an initial_sync_complete event",
+          "%d events, first: %s", ev.count, ev.first);
+
+    s = NULL;
+    rc = tandem_status(db, &s);
+    if (check_rc(db, rc, TANDEM_OK, "tandem_status after the sync")) {
+        check(s != NULL && s[0] == '{', "tandem_status is a JSON object", "got %s", safe(s));
+        if (s) note("status: %.400s", s);
+        tandem_free(s);
+    }
+
+    /* Every named report works and is a JSON array within its limit. */
+    static const char *const reports[] = { "tab_status", "pending_changes", "links", "conflicts",
+                                           "record_errors", "runs", "events" };
+    for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+        char name[128];
+        s = SENTINEL_STRING;
+        rc = tandem_report(db, reports[i], 0, &s);
+        snprintf(name, sizeof name, "tandem_report(\"%s\")", reports[i]);
+        if (check_rc(db, rc, TANDEM_OK, name)) {
+            long n = s != SENTINEL_STRING && s ? json_array_length(s) : -1;
+            snprintf(name, sizeof name, "tandem_report(\"%s\", 0) is a JSON array of at most 100 rows", reports[i]);
+            check(n >= 0 && n <= 100, name, "got %.200s", s == SENTINEL_STRING ? "(untouched)" : safe(s));
+            if (s != SENTINEL_STRING) tandem_free(s);
+        }
+    }
+    s = NULL;
+    rc = tandem_report(db, "links", 2, &s);
+    if (check_rc(db, rc, TANDEM_OK, "tandem_report(\"links\", 2)")) {
+        long n = s ? json_array_length(s) : -1;
+        check(n == 2, "tandem_report(\"links\", 2) has 2 rows (the sync linked more)", "got %ld rows", n);
+        tandem_free(s);
+    }
+
+    /* Nothing left to do: process and sync are quiet (B4). */
+    check_rc(db, tandem_process(db), TANDEM_OK, "tandem_process after the sync");
+    {
+        int64_t changes = -1;
+        check_rc(db, tandem_sync(db, &changes), TANDEM_OK, "tandem_sync on a quiet system");
+        check(changes == 0, "a quiet system writes nothing (B4)", "changes = %lld", (long long)changes);
+        check_rc(db, tandem_sync(db, NULL), TANDEM_OK, "tandem_sync(db, NULL changes)");
+    }
+
+    /* Contacts & Companies is now active; a second activation must not crash
+     * and keeps the error model (OK or STATE are both readings of the header). */
+    check_rc2(db, tandem_activate(db, "contacts_companies"), TANDEM_OK, TANDEM_STATE,
+              "tandem_activate(\"contacts_companies\") again: OK or TANDEM_STATE");
+
+    /* Clearing the callback, then tandem_stop while following changes. */
+    check_rc(db, tandem_set_event_callback(db, NULL, NULL), TANDEM_OK, "tandem_set_event_callback(NULL) clears");
+    if (!check_stop_from_thread(db, "stop (after the initial sync)")) return 0;
+    /* After a stop the handle remains usable. */
+    check_rc(db, tandem_sync(db, NULL), TANDEM_OK, "tandem_sync after tandem_run was stopped");
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CONNINFO\n", argv[0]);
+        return 2;
+    }
+    const char *good = argv[1];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    test_version();
+    test_errstr();
+    test_null_handle();
+    test_open_failures(good);
+    test_open_close_loop(good);
+
+    tandem *db = open_or_die(good);
+    check_rc(db, TANDEM_OK, TANDEM_OK, "a fresh handle: errcode 0, errmsg \"\", sqlstate \"\"");
+    test_null_arguments(db);
+    test_errors_before_configure(db);
+    test_bad_json(db);
+    test_report_errors(db, 0);
+
+    if (!test_configured(db, good)) {
+        /* A tandem_run thread never came back: the handle cannot be closed. */
+        return finish();
+    }
+    tandem_close(db);
+    return finish();
+}

@@ -1,0 +1,206 @@
+/*
+ * tandem.h — the C interface of Tandem, two-way sync between a pipeline CRM
+ * and a full CRM through PostgreSQL.
+ *
+ * Conventions, once for the whole header:
+ *  - Every function returns an int result code (TANDEM_OK on success) unless
+ *    it says otherwise. The detail of the last failure lives on the handle:
+ *    tandem_errcode(), tandem_errmsg(), tandem_sqlstate().
+ *  - Strings passed in are UTF-8, NUL-terminated and borrowed for the call
+ *    only. Strings the library hands out through a `char **` out-parameter
+ *    are owned by the caller and must be released with tandem_free(), never
+ *    with the C library's free().
+ *  - Out-parameters are left untouched when a call fails.
+ *  - Threads: a handle may be used by one thread at a time. Different
+ *    handles are independent. The only exception is tandem_stop(), which
+ *    may be called from any thread (or a signal-safe context) while another
+ *    thread is inside tandem_run() on the same handle.
+ *  - Nothing is ever thrown or trapped across this boundary: NULL pointers,
+ *    bad UTF-8, bad JSON and bad connection strings come back as codes.
+ *  - Error messages never contain the connection password.
+ */
+#ifndef TANDEM_H
+#define TANDEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** The version of this header, as text and as X*1000000 + Y*1000 + Z. */
+#define TANDEM_VERSION "0.1.0"
+#define TANDEM_VERSION_NUMBER 1000
+
+/** The version of the linked library; compare with TANDEM_VERSION_NUMBER to
+ *  be sure header and library agree. Static string, never freed. */
+const char *tandem_libversion(void);
+/** The version number of the linked library (X*1000000 + Y*1000 + Z). */
+int tandem_libversion_number(void);
+
+/* ------------------------------------------------------------------------ */
+/* Handles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** An open connection to one PostgreSQL database, bound to at most one
+ *  integration at a time. Opaque. */
+typedef struct tandem tandem;
+
+/* ------------------------------------------------------------------------ */
+/* Result codes. Append-only: codes are never renumbered, and later versions
+ * may return codes this header does not know; treat those as errors.       */
+/* ------------------------------------------------------------------------ */
+
+#define TANDEM_OK          0  /**< success */
+#define TANDEM_ERROR       1  /**< internal error; the message says more */
+#define TANDEM_MISUSE      2  /**< NULL handle/argument, call out of order, bad UTF-8 */
+#define TANDEM_CONFIG      3  /**< bad configuration: JSON, unknown table/column, mapping */
+#define TANDEM_PERMISSION  4  /**< acting user not Administrator + CEO (R5), edition (R6) */
+#define TANDEM_DATABASE    5  /**< an SQL statement failed; see tandem_sqlstate() */
+#define TANDEM_CONNECT     6  /**< could not connect, or the connection was lost */
+#define TANDEM_BUSY        7  /**< another host is the active syncer for this integration */
+#define TANDEM_STATE       8  /**< not allowed in the current state (tab order R2, not configured) */
+#define TANDEM_NOTFOUND    9  /**< no such integration, tab or report */
+
+/** Static English text for a result code ("configuration error", ...).
+ *  Never NULL; unknown codes give "unknown result code". Never freed. */
+const char *tandem_errstr(int code);
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Connects with a libpq connection string ("host=... dbname=..." or a
+ *  postgresql:// URI). On success stores a new handle in *out. On failure
+ *  *out is untouched and, when errmsg is not NULL, *errmsg receives a message
+ *  the caller frees with tandem_free() (the password is never included).
+ *  Returns TANDEM_MISUSE for NULL conninfo/out, TANDEM_CONNECT otherwise. */
+int tandem_open(const char *conninfo, tandem **out, char **errmsg);
+
+/** Closes the connection and frees the handle. NULL does nothing. The handle
+ *  and every string borrowed from it are invalid afterwards. */
+void tandem_close(tandem *db);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** The result code of the last call on this handle; TANDEM_MISUSE for NULL. */
+int tandem_errcode(tandem *db);
+
+/** The message of the last failed call on this handle ("" after success).
+ *  Borrowed: valid until the next call on the handle. Never NULL. */
+const char *tandem_errmsg(tandem *db);
+
+/** The five-character SQLSTATE of the last database error, or "" when the
+ *  last failure did not come from PostgreSQL. Borrowed like tandem_errmsg. */
+const char *tandem_sqlstate(tandem *db);
+
+/* ------------------------------------------------------------------------ */
+/* Schema and configuration                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** Installs or upgrades the `tandem` schema (numbered migrations, each
+ *  applied once under an advisory lock). Safe to call on every start. */
+int tandem_install(tandem *db);
+
+/** Validates a configuration (JSON, see README "Configuration") against the
+ *  live catalog without storing it. Every problem is named in one message.
+ *  Returns TANDEM_CONFIG or TANDEM_PERMISSION when invalid. */
+int tandem_validate(tandem *db, const char *config_json);
+
+/** Validates and stores a configuration, and binds the handle to its
+ *  integration (the "integration" key, default "default"). Calling it again
+ *  with the same JSON is harmless. Installs change-capture triggers on the
+ *  configured tables of active tabs. */
+int tandem_configure(tandem *db, const char *config_json);
+
+/** Binds the handle to an integration configured earlier (by any host).
+ *  TANDEM_NOTFOUND when there is none of that name. */
+int tandem_attach(tandem *db, const char *integration);
+
+/* ------------------------------------------------------------------------ */
+/* Tabs                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** Activates a tab ("contacts_companies", ...): installs its triggers and
+ *  schedules the initial sync of existing data in both apps (R10). Returns at
+ *  once; the initial sync runs in chunks inside tandem_sync(),
+ *  tandem_process() or tandem_run(), and an "initial_sync_complete" event is
+ *  emitted at the end. TANDEM_STATE when the tab order forbids it (R2). */
+int tandem_activate(tandem *db, const char *tab);
+
+/* ------------------------------------------------------------------------ */
+/* Sync                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** Runs one sync pass: one chunk of any running initial sync, then every
+ *  change committed since the cursor. When changes is not NULL it receives
+ *  the number of records written in either app. TANDEM_BUSY when another
+ *  host is the active syncer of this integration. */
+int tandem_sync(tandem *db, int64_t *changes);
+
+/** The socket to poll for readability in a host's own event loop; -1 (and
+ *  TANDEM_MISUSE/CONNECT in tandem_errcode) when there is none. The socket
+ *  belongs to the handle: do not close it. */
+int tandem_socket(tandem *db);
+
+/** Consumes what arrived on the socket and, if changes were announced (or an
+ *  initial sync is running), runs passes until there is nothing left to do.
+ *  Never blocks waiting for input. A standby host (TANDEM_BUSY on the lock)
+ *  returns TANDEM_OK and does nothing. */
+int tandem_process(tandem *db);
+
+/** Follows changes until tandem_stop() is called: waits on the socket,
+ *  catches up from the cursor first (B1), takes over when the active host
+ *  goes away (B9). Returns TANDEM_OK after a stop. */
+int tandem_run(tandem *db);
+
+/** Asks tandem_run() on this handle to return. Safe from any thread and
+ *  from a signal handler; returns TANDEM_MISUSE only for NULL. */
+int tandem_stop(tandem *db);
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Called on the thread that runs the sync with one event as JSON, e.g.
+ *  {"type":"initial_sync_complete","tab":"contacts_companies",...}. The JSON
+ *  is borrowed for the duration of the call. The callback must not call back
+ *  into the same handle. */
+typedef void (*tandem_event_fn)(void *context, const char *event_json);
+
+/** Sets (or clears, with NULL) the event callback. The context is passed
+ *  through untouched. */
+int tandem_set_event_callback(tandem *db, tandem_event_fn callback, void *context);
+
+/* ------------------------------------------------------------------------ */
+/* Reporting                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Status of the bound integration and its tabs as a JSON object, stored in
+ *  *json_out (free with tandem_free). */
+int tandem_status(tandem *db, char **json_out);
+
+/** One reporting view of the bound integration as a JSON array of rows:
+ *  "tab_status", "pending_changes", "links", "conflicts", "record_errors",
+ *  "runs" or "events". At most `limit` rows (0 means 100). Stored in
+ *  *json_out (free with tandem_free). TANDEM_NOTFOUND for other names. */
+int tandem_report(tandem *db, const char *report, int limit, char **json_out);
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Frees a string returned by this library. NULL does nothing. */
+void tandem_free(void *pointer);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TANDEM_H */
