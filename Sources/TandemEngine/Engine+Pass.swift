@@ -16,6 +16,8 @@ public struct PassSummary: Sendable, Equatable {
     /// An initial-sync chunk was handled.
     public var initialChunk = false
 
+    public init() {}
+
     /// Records written in either app.
     public var written: Int64 { createdInPipeline + createdInCRM + updatedInPipeline + updatedInCRM }
 
@@ -134,7 +136,12 @@ extension Engine {
         try recordFailures(id, summary: &summary)
         if cursorMoves {
             try connection.execute("UPDATE tandem.sync_cursors SET snapshot = \(current)::pg_snapshot, moved_at = now() WHERE integration_id = \(id)")
-            try connection.execute("DELETE FROM tandem.change_log WHERE xid < (SELECT min(position) FROM tandem.sync_cursors)")
+            // What every cursor has read is not needed any more.
+            try connection.execute("""
+                DELETE FROM tandem.change_log cl
+                 WHERE cl.xid < (SELECT max(pg_snapshot_xmax(snapshot)) FROM tandem.sync_cursors)
+                   AND NOT EXISTS (SELECT 1 FROM tandem.sync_cursors sc WHERE NOT pg_visible_in_snapshot(cl.xid, sc.snapshot))
+                """)
         }
         try connection.execute("""
             INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,
@@ -232,8 +239,8 @@ extension Engine {
     /// resolve their earlier failures.
     func recordFailures(_ id: Int64, summary: inout PassSummary) throws {
         summary.errors = Int64(try connection.execute("""
-            INSERT INTO tandem.record_failures AS f (integration_id, module, side, record_id, operation, sqlstate, message)
-            SELECT DISTINCT ON (module, side, record_id) \(id), module, side, record_id, operation, sqlstate, message
+            INSERT INTO tandem.record_failures AS f (integration_id, module, side, record_id, operation, sqlstate, message, retry_at)
+            SELECT DISTINCT ON (module, side, record_id) \(id), module, side, record_id, operation, sqlstate, message, now() + interval '5 seconds'
               FROM _tandem_failed WHERE record_id IS NOT NULL
             ON CONFLICT (integration_id, module, side, record_id) DO UPDATE
                SET operation = EXCLUDED.operation, sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message,

@@ -1,3 +1,159 @@
+import Foundation
+import TandemPostgres
 import XCTest
+
 @testable import TandemCore
-final class Placeholder: XCTestCase { func testNothing() {} }
+
+/// Configuration, validation, SQL compilation and policies: no database.
+final class ConfigurationTests: XCTestCase {
+    func testBadInputIsNamed() {
+        let cases: [(String, String)] = [
+            ("", "configuration is empty"),
+            ("{", "not valid JSON"),
+            ("[]", "configuration must be a JSON object"),
+            ("null", "configuration must be a JSON object"),
+            (#"{"pipeline":{},"crm":{"acting_user":"a@b"}}"#, "configuration.pipeline.acting_user is required"),
+            (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"conflict_policy":"newest"}"#, "conflict_policy 'newest' is not one of latest, crm_wins, pipeline_wins, skip"),
+            (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"tabs":{"deals":{}}}"#, "configuration.tabs.deals: unknown tab"),
+            (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"colour":"red"}"#, "configuration.colour is not a known setting"),
+            (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"modules":{"contacts":{"fields":[{}]}}}"#, "names neither a pipeline nor a crm column"),
+            (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"initial_sync_chunk":0}"#, "initial_sync_chunk must be a whole number"),
+        ]
+        for (json, expected) in cases {
+            XCTAssertThrowsError(try Configuration.parse(json), json) { error in
+                let error = error as! TandemError
+                XCTAssertEqual(error.code, .config, json)
+                XCTAssertTrue(error.message.contains(expected), "«\(expected)» not in «\(error.message)»")
+            }
+        }
+    }
+
+    func testDefaultsCoverTheReferenceSchemasAndOverridesReplaceByColumn() throws {
+        let configuration = try Configuration.parse(#"""
+            {"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},
+             "tabs":{"contacts_companies":{"views":{"contacts":"contacts_with_email"}}},
+             "modules":{"contacts":{"fields":[{"pipeline":"title","crm":"description"},{"pipeline":null,"crm":"mobile"}]}}}
+            """#)
+        XCTAssertEqual(configuration.integration, "default")
+        XCTAssertEqual(configuration.policy, .latest)
+        XCTAssertEqual(configuration.modules.map(\.name), ["companies", "contacts"])
+        let contacts = configuration.modules[1]
+        XCTAssertEqual(contacts.crmView, "contacts_with_email")
+        XCTAssertEqual(configuration.modules[0].crmView, "all_accounts")
+        XCTAssertFalse(contacts.fields.contains { $0.crm == "mobile" })
+        XCTAssertFalse(contacts.fields.contains { $0.pipeline == "description" }, "description was remapped away")
+        XCTAssertTrue(contacts.fields.contains { $0.pipeline == "title" && $0.crm == "description" })
+        XCTAssertTrue(contacts.fields.contains { $0.lookup == "companies" })
+    }
+
+    func testPolicyEnumMatchesTheCheckConstraint() throws {
+        let migration = try String(contentsOf: URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("sql/tandem/0001_state.sql"), encoding: .utf8)
+        let quoted = ConflictPolicy.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        XCTAssertTrue(migration.contains("CHECK (conflict_policy IN (\(quoted)))"), "integrations_conflict_policy_check must list \(quoted)")
+    }
+
+    // MARK: - Validation against a catalog
+
+    static func column(_ name: String, _ type: String = "text", category: Character = "S", notNull: Bool = false,
+                       defaultExpression: String? = nil) -> Column {
+        Column(name: name, baseType: type, displayType: type, category: category, notNull: notNull,
+               hasDefault: defaultExpression != nil, isGenerated: false, defaultExpression: defaultExpression)
+    }
+
+    static func table(_ columns: [Column], kind: Character = "r") -> Catalog.Relation {
+        Catalog.Relation(kind: kind, columns: Dictionary(uniqueKeysWithValues: columns.map { ($0.name, $0) }))
+    }
+
+    /// A catalog shaped like the reference apps, small.
+    static func catalog() -> Catalog {
+        let key = column("id", "bigint", category: "N", notNull: true, defaultExpression: "nextval('x'::regclass)")
+        let modified = column("modified_time", "timestamp with time zone", category: "D", notNull: true, defaultExpression: "now()")
+        let owner = column("owner_id", "bigint", category: "N", notNull: true)
+        let users = table([key, column("email"), column("profile"), column("role")])
+        let org = table([column("edition")])
+        var relations: [TableName: Catalog.Relation] = [:]
+        for schema in ["pipeline", "crm"] {
+            relations[TableName(schema: schema, name: "users")] = users
+            relations[TableName(schema: schema, name: "org")] = org
+        }
+        let address = ["street", "city", "state", "code", "country"].map { column("billing_\($0)") }
+        relations[TableName(schema: "pipeline", name: "companies")] = table([key, modified, owner, column("company_name", notNull: true), column("phone"), column("website"), column("description")] + address)
+        relations[TableName(schema: "crm", name: "accounts")] = table([key, modified, owner, column("account_name", notNull: true), column("phone"), column("website"), column("description")] + address)
+        relations[TableName(schema: "crm", name: "all_accounts")] = table([key], kind: "v")
+        let contactColumns = ["first_name", "email", "phone", "mobile", "title", "description", "mailing_street", "mailing_city",
+                              "mailing_state", "mailing_zip", "mailing_country"].map { column($0) }
+            + [key, modified, owner, column("last_name", notNull: true)]
+        relations[TableName(schema: "pipeline", name: "contacts")] = table(contactColumns + [column("company_id", "bigint", category: "N")])
+        relations[TableName(schema: "crm", name: "contacts")] = table(contactColumns + [column("account_id", "bigint", category: "N")])
+        relations[TableName(schema: "crm", name: "all_contacts")] = table([key], kind: "v")
+        return Catalog(schemas: ["pipeline", "crm"], relations: relations, declaredFields: [:])
+    }
+
+    static let minimal = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"}}"#
+
+    func testTheReferenceShapeValidates() throws {
+        let integration = try Validator.validate(try Configuration.parse(Self.minimal), against: Self.catalog())
+        XCTAssertEqual(integration.modules.map(\.name), ["companies", "contacts"])
+        XCTAssertEqual(integration.modules[1].fields.first { $0.name == "company_id:account_id" }?.kind, .lookup(module: "companies"))
+    }
+
+    func testValidationNamesEveryProblemAtOnce() throws {
+        var catalog = Self.catalog()
+        var contacts = catalog.relations[TableName(schema: "crm", name: "contacts")]!.columns
+        contacts["region"] = Self.column("region", notNull: true)
+        contacts["phone"] = Self.column("phone", "integer", category: "N")
+        catalog.relations[TableName(schema: "crm", name: "contacts")] = Catalog.Relation(kind: "r", columns: contacts)
+        catalog.relations[TableName(schema: "crm", name: "all_accounts")] = nil
+        catalog.declaredFields[TableName(schema: "crm", name: "contacts")] = ["mobile": .init(mandatory: true, custom: true)]
+        let json = #"""
+            {"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},
+             "modules":{"contacts":{"fields":[{"pipeline":null,"crm":"mobile"}]}}}
+            """#
+        XCTAssertThrowsError(try Validator.validate(try Configuration.parse(json), against: catalog)) { error in
+            let message = (error as! TandemError).message
+            for expected in [
+                "view crm.all_accounts does not exist",
+                "crm.contacts.region is mandatory (NOT NULL without a default) but not mapped",
+                "crm.contacts.mobile is mandatory (a required custom field) but not mapped",
+                "field phone <-> phone: incompatible types text and integer",
+            ] {
+                XCTAssertTrue(message.contains(expected), "«\(expected)» not in:\n\(message)")
+            }
+        }
+    }
+
+    // MARK: - SQL compilation
+
+    func testCompiledSQLQuotesIdentifiersAndBindsValues() throws {
+        let integration = try Validator.validate(try Configuration.parse(Self.minimal), against: Self.catalog())
+        let compiler = ModuleCompiler(integration: integration, module: integration.modules[1])
+        let chunk = compiler.initialChunk(.crm, after: "41'; DROP TABLE x; --", limit: 10).render()
+        XCTAssertFalse(chunk.text.contains("DROP TABLE"), "values never reach the text")
+        XCTAssertEqual(chunk.values, ["41'; DROP TABLE x; --", "41'; DROP TABLE x; --", "10"])
+        XCTAssertTrue(chunk.text.contains(#"FROM "crm"."all_contacts" r"#), "the CRM side reads the view (R7)")
+        let update = compiler.update(.crm)
+        let rendered = update.sql.render()
+        XCTAssertEqual(rendered.values, [nil], "an apply statement has exactly one parameter, the record")
+        XCTAssertTrue(rendered.text.contains(#"UPDATE "crm"."contacts" t SET "first_name" = CASE WHEN w.act_f0 = 'c'"#), rendered.text)
+        XCTAssertEqual(SQL.quote(identifier: #"we"ird"#), #""we""ird""#)
+        XCTAssertEqual(SQL.quote(literal: "it's"), "'it''s'")
+    }
+
+    func testMergeDecisionsCoverEveryCase() throws {
+        let integration = try Validator.validate(try Configuration.parse(Self.minimal), against: Self.catalog())
+        let text = ModuleCompiler(integration: integration, module: integration.modules[1]).buildWork.render().text
+        // One-sided changes travel, two-sided differing changes go to the policy, equal values do nothing.
+        XCTAssertTrue(text.contains("WHEN (s.p_f0 IS DISTINCT FROM s.bp_f0) AND NOT (s.c_f0 IS DISTINCT FROM s.bc_f0) THEN 'c'"))
+        XCTAssertTrue(text.contains("WHEN (s.c_f0 IS DISTINCT FROM s.bc_f0) AND NOT (s.p_f0 IS DISTINCT FROM s.bp_f0) THEN 'p'"))
+        XCTAssertTrue(text.contains("CASE WHEN NOT s.mergeable OR NOT (s.p_f0 IS DISTINCT FROM s.c_f0) THEN NULL"))
+        XCTAssertTrue(text.contains("WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'"))
+    }
+
+    func testPasswordsNeverReachErrorText() {
+        let error = PostgresError(kind: .connection, message: "invalid connection option password=s3cret and postgresql://bob:hunter2@host/db")
+        XCTAssertFalse(error.description.contains("s3cret"))
+        XCTAssertFalse(error.description.contains("hunter2"))
+    }
+}

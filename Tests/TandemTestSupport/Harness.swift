@@ -1,1 +1,139 @@
+import Foundation
+import TandemCore
 import TandemEngine
+import TandemPostgres
+
+/// The repository root, found from this file's location.
+public let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The PostgreSQL server the tests use: `TANDEM_TEST_DATABASE_URL` (a libpq
+/// conninfo naming any database of a server where we may create databases),
+/// else a throwaway cluster started with scripts/pg-throwaway and stopped when
+/// the test process exits.
+public enum TestServer {
+    nonisolated(unsafe) private static var started: String?
+    nonisolated(unsafe) private static var directory: String?
+    private static let lock = NSLock()
+
+    public static var conninfo: String {
+        lock.lock()
+        defer { lock.unlock() }
+        if let started { return started }
+        if let url = ProcessInfo.processInfo.environment["TANDEM_TEST_DATABASE_URL"], !url.isEmpty {
+            started = url
+            return url
+        }
+        let dir = NSTemporaryDirectory() + "tandem-swift-tests-\(getpid())"
+        let output = try! run(repositoryRoot.appendingPathComponent("scripts/pg-throwaway").path, ["start", dir])
+        directory = dir
+        started = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        atexit {
+            if let dir = TestServer.directory {
+                _ = try? TestServer.run(repositoryRoot.appendingPathComponent("scripts/pg-throwaway").path, ["stop", dir])
+            }
+        }
+        return started!
+    }
+
+    /// Runs a program, returns its standard output; throws with its standard error.
+    @discardableResult
+    public static func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TandemError(.error, "\(program) \(arguments.joined(separator: " ")) failed: \(String(decoding: errors, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The conninfo with another database name.
+    public static func conninfo(database: String) -> String {
+        var parts = conninfo.split(separator: " ").map(String.init).filter { !$0.hasPrefix("dbname=") }
+        parts.append("dbname=\(database)")
+        return parts.joined(separator: " ")
+    }
+}
+
+/// A fresh database for one test, with the reference apps loaded, dropped at
+/// the end of the test.
+public final class TestDatabase {
+    public let name: String
+    public let conninfo: String
+    /// A connection for the test's own reads and writes (not the engine's).
+    public let sql: Connection
+
+    /// The default configuration for the reference apps.
+    public static let defaultConfig = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"}}"#
+
+    public init(apps: Bool = true, sample: Int? = 60, overlap: Int = 30) throws {
+        name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let admin = try Connection(conninfo: TestServer.conninfo(database: "postgres"))
+        try admin.execute("CREATE DATABASE \(identifier: name)")
+        admin.close()
+        conninfo = TestServer.conninfo(database: name)
+        sql = try Connection(conninfo: conninfo)
+        if apps {
+            for file in ["pipeline", "crm", "sample"] {
+                let path = repositoryRoot.appendingPathComponent("sql/apps/\(file).sql").path
+                try sql.executeScript(String(contentsOfFile: path, encoding: .utf8))
+            }
+            if let sample {
+                try sql.execute("SELECT tandem_sample.generate(\(sample), \(overlap))")
+            }
+        }
+    }
+
+    deinit {
+        sql.close()
+        if let admin = try? Connection(conninfo: TestServer.conninfo(database: "postgres")) {
+            _ = try? admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
+            admin.close()
+        }
+    }
+
+    /// An engine on this database with the schema installed.
+    public func engine() throws -> Engine {
+        let engine = try Engine(conninfo: conninfo)
+        try engine.install()
+        return engine
+    }
+
+    /// An engine configured (default config unless given) with the first tab
+    /// activated and its initial sync complete.
+    public func syncedEngine(config: String = TestDatabase.defaultConfig) throws -> Engine {
+        let engine = try engine()
+        try engine.configure(config)
+        try engine.activate("contacts_companies")
+        try engine.passUntilQuiet()
+        return engine
+    }
+
+    @discardableResult
+    public func execute(_ statement: SQL) throws -> QueryResult { try sql.execute(statement) }
+
+    /// The first column of the first row.
+    public func scalar(_ statement: SQL) throws -> String? { try sql.execute(statement).scalar }
+
+    public func count(_ statement: SQL) throws -> Int { Int(try scalar(statement) ?? "0") ?? 0 }
+
+    /// The id of the record linked to `id` of `side` in `module`.
+    public func linked(_ module: String, from side: Side, id: String) throws -> String? {
+        let other = side.other.rawValue
+        return try scalar("SELECT \(raw: other)_id FROM tandem.links WHERE module = \(module) AND \(raw: side.rawValue)_id = \(id)")
+    }
+
+    /// The id of the admin user of an app.
+    public func adminID(_ side: Side) throws -> String {
+        try scalar("SELECT id::text FROM \(identifier: side.rawValue).users WHERE email = 'admin@example.com'")!
+    }
+}

@@ -133,9 +133,12 @@ static int check_rc(tandem *db, int rc, int expected, const char *name)
 }
 
 /* Like check_rc, but any of two codes will do (where the header allows both). */
+static void note(const char *fmt, ...);
 static int check_rc2(tandem *db, int rc, int expected1, int expected2, const char *name)
 {
-    return check_rc(db, rc, rc == expected2 ? expected2 : expected1, name);
+    int ok = check_rc(db, rc, rc == expected2 ? expected2 : expected1, name);
+    if (ok) note("the library chose %d (%s): %s", rc, tandem_errstr(rc), tandem_errmsg(db));
+    return ok;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -513,6 +516,7 @@ static void test_errors_before_configure(tandem *db)
         if (s != SENTINEL_STRING) tandem_free(s);
     } else {
         check_rc(db, rc, rc, "tandem_status before configure: fails with a code and message");
+        note("the library chose %d (%s): %s", rc, tandem_errstr(rc), tandem_errmsg(db));
         check(s == SENTINEL_STRING, "tandem_status before configure: *json_out untouched on failure", NULL);
     }
 }

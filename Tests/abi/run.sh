@@ -80,7 +80,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [[ -z $server ]]; then
-  cluster=$work/cluster
+  # Not under $work: that folder is private to us, and as root the cluster
+  # runs as the `postgres` user, who must be able to reach it.
+  cluster=$(mktemp -d "${TMPDIR:-/tmp}/tandem-abi-pg.XXXXXX")
   server=$("$root/scripts/pg-throwaway" start "$cluster")
 fi
 

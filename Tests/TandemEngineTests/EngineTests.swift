@@ -1,3 +1,0 @@
-import XCTest
-@testable import TandemCore
-final class Placeholder: XCTestCase { func testNothing() {} }
