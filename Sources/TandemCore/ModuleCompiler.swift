@@ -94,8 +94,10 @@ public struct ModuleCompiler: Sendable {
         """
     }
 
-    /// One chunk of the initial sync: the next `limit` keys after `after` (nil:
-    /// from the start). CRM records come from the selected view only (R7).
+    /// One chunk of the initial sync: the next `limit` unlinked keys after
+    /// `after` (nil: from the start). Records linked earlier in this initial
+    /// sync (copies and matches) were handled with their other side already.
+    /// CRM records come from the selected view only (R7).
     /// Returns the number read and the last key.
     public func initialChunk(_ side: Side, after: String?, limit: Int) -> SQL {
         let source: SQL
@@ -108,7 +110,8 @@ public struct ModuleCompiler: Sendable {
         return """
             WITH chunk AS (
               SELECT \(keyColumn) AS k FROM \(source) r
-               WHERE \(after)::text IS NULL OR \(keyColumn) > \(keyValue(side, "\(after)"))
+               WHERE (\(after)::text IS NULL OR \(keyColumn) > \(keyValue(side, "\(after)")))
+                 AND \(unlinked(side, id: "\(keyColumn)::text"))
                ORDER BY \(keyColumn) LIMIT \(limit)),
             queued AS (
               INSERT INTO _tandem_candidates (module, side, record_id)

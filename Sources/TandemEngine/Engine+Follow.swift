@@ -28,12 +28,19 @@ extension Engine {
     @discardableResult
     public func process() throws -> PassSummary {
         _ = try requireBound()
-        _ = try database { try connection.notifications() }
-        do {
-            return try passUntilQuiet()
-        } catch let error as TandemError where error.code == .busy {
-            return PassSummary()
+        var total = PassSummary()
+        // A notification that arrives while a pass runs is buffered by libpq,
+        // and the socket will not signal it again: look until none is left.
+        var first = true
+        while try database({ try !connection.notifications().isEmpty }) || first {
+            first = false
+            do {
+                total.add(try passUntilQuiet())
+            } catch let error as TandemError where error.code == .busy {
+                return total
+            }
         }
+        return total
     }
 
     /// Follows changes until `requestStop()`: catches up from the cursor first,

@@ -116,6 +116,12 @@ extension Engine {
             return summary
         }
 
+        // Fresh statistics keep the plans set-based and index-driven: the
+        // candidates are new every pass, and an initial sync grows links and
+        // mirrors faster than autovacuum analyzes them.
+        try connection.execute("ANALYZE _tandem_candidates")
+        if chunk != nil { try connection.execute("ANALYZE tandem.links, tandem.mirrors") }
+
         let counts = Dictionary(uniqueKeysWithValues: try connection.execute(
             "SELECT module, count(*)::text FROM _tandem_candidates GROUP BY module").rows.compactMap { row -> (String, Int64)? in
                 guard let module = row[0], let count = row[1].flatMap({ Int64($0) }) else { return nil }

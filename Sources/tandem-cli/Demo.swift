@@ -1,8 +1,236 @@
 import Foundation
+import TandemCore
 import TandemEngine
+import TandemPostgres
 
+/// `tandem demo`: the reference apps with sample data, the first tab set up
+/// with the default mapping, the initial sync with progress, live two-way
+/// propagation with measured latency, a conflict decided by the policy, and
+/// the reporting views.
 struct Demo {
     let conninfo: String
     let follow: Bool
-    func run() throws {}
+    var appsDirectory = "sql/apps"
+    var recordsPerModule = 3000
+
+    init(conninfo: String, follow: Bool) {
+        self.conninfo = conninfo
+        self.follow = follow
+        if let value = ProcessInfo.processInfo.environment["TANDEM_DEMO_RECORDS"], let number = Int(value), number > 0 {
+            recordsPerModule = number
+        }
+        if let value = ProcessInfo.processInfo.environment["TANDEM_APPS_DIR"], !value.isEmpty { appsDirectory = value }
+    }
+
+    static let config = """
+        {
+          "integration": "default",
+          "conflict_policy": "latest",
+          "initial_sync_chunk": 1000,
+          "pipeline": {"schema": "pipeline", "acting_user": "admin@example.com"},
+          "crm": {"schema": "crm", "acting_user": "admin@example.com"},
+          "tabs": {"contacts_companies": {"views": {"companies": "all_accounts", "contacts": "all_contacts"}}}
+        }
+        """
+
+    func run() throws {
+        let sql = try Connection(conninfo: conninfo)
+        heading("1. The two apps")
+        if try sql.execute("SELECT to_regnamespace('pipeline') IS NOT NULL AND to_regnamespace('crm') IS NOT NULL").scalar == "t" {
+            say("The reference apps are already installed in this database; using them as they are.")
+        } else {
+            for file in ["pipeline", "crm", "sample"] {
+                let path = "\(appsDirectory)/\(file).sql"
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    throw TandemError(.misuse, "cannot read \(path): run the demo from the repository root or set TANDEM_APPS_DIR")
+                }
+                try sql.executeScript(text)
+            }
+            let started = Date()
+            try sql.execute("SELECT tandem_sample.generate(\(recordsPerModule), 30)")
+            say("Installed sql/apps/pipeline.sql (Bigin-like) and sql/apps/crm.sql (Zoho CRM-like) and made \(recordsPerModule) sample records per module in each app, 30% of them on both sides under slightly different spelling (\(seconds(since: started))).")
+        }
+        try table(sql, """
+            SELECT 'pipeline app' AS app, (SELECT count(*) FROM pipeline.companies) AS companies_or_accounts,
+                   (SELECT count(*) FROM pipeline.contacts) AS contacts, (SELECT edition FROM pipeline.org) AS edition
+            UNION ALL
+            SELECT 'CRM app', (SELECT count(*) FROM crm.accounts), (SELECT count(*) FROM crm.contacts), (SELECT edition FROM crm.org)
+            """)
+
+        heading("2. Configure Contacts & Companies (default mapping) and activate it")
+        let engine = try Engine(conninfo: conninfo)
+        try engine.install()
+        say("Configuration:\n\(Demo.config)")
+        try engine.configure(Demo.config)
+        say("Validated against the live catalog: tables, columns, types, mandatory fields (R8); admin@example.com is Administrator + CEO in both apps (R5); the pipeline app's edition is allowed (R6).")
+        let totals = try sql.execute("""
+            SELECT (SELECT count(*) FROM pipeline.companies), (SELECT count(*) FROM crm.all_accounts),
+                   (SELECT count(*) FROM pipeline.contacts), (SELECT count(*) FROM crm.all_contacts)
+            """).rows.first!.map { Int($0 ?? "0") ?? 0 }
+        let sizes = ["companies/pipeline": totals[0], "companies/crm": totals[1], "contacts/pipeline": totals[2], "contacts/crm": totals[3]]
+        engine.eventHandler = { event in
+            guard let object = Demo.object(event) else { return }
+            switch object["type"] as? String {
+            case "initial_sync_progress":
+                let key = "\(object["module"] ?? "")/\(object["side"] ?? "")"
+                let read = (object["read"] as? NSNumber)?.intValue ?? 0
+                // Records matched or copied from the other side are not read again.
+                let total = object["done"] as? Bool == true ? max(read, 1) : max(sizes[key] ?? read, read, 1)
+                let bar = String(repeating: "#", count: min(30, 30 * read / total)).padding(toLength: 30, withPad: ".", startingAt: 0)
+                print("   \(key.padding(toLength: 19, withPad: " ", startingAt: 0)) [\(bar)] \(read)/\(total)")
+            case "initial_sync_complete":
+                print("   event: \(event)")
+            default: break
+            }
+        }
+        let activated = Date()
+        try engine.activate("contacts_companies")
+        try engine.passUntilQuiet()
+        say("Initial sync complete in \(seconds(since: activated)): records on both sides were matched (B3: contacts by email, companies by name, ignoring case and spaces), the rest copied, all linked.")
+        try table(sql, "SELECT module, origin, count(*) AS links FROM tandem.links GROUP BY 1, 2 ORDER BY 1, 2")
+
+        heading("3. Live two-way propagation (LISTEN/NOTIFY, the engine following in the background)")
+        engine.eventHandler = nil
+        let follower = Follower(engine)
+        follower.start()
+        var latencies: [Double] = []
+        let edits: [(String, SQL, SQL)] = [
+            ("pipeline app: a contact's phone",
+             "UPDATE pipeline.contacts SET phone = \("+1 555 \(Int.random(in: 1000...9999))") WHERE id = 1 RETURNING phone",
+             "SELECT c.phone FROM crm.contacts c JOIN tandem.links l ON l.module = 'contacts' AND l.crm_id = c.id::text WHERE l.pipeline_id = '1'"),
+            ("CRM app: an account's website",
+             "UPDATE crm.accounts SET website = \("https://example-\(Int.random(in: 100...999)).com") WHERE id = 2 RETURNING website",
+             "SELECT p.website FROM pipeline.companies p JOIN tandem.links l ON l.module = 'companies' AND l.pipeline_id = p.id::text WHERE l.crm_id = '2'"),
+            ("pipeline app: a new contact",
+             "INSERT INTO pipeline.contacts (first_name, last_name, email, owner_id) VALUES ('Demo', 'Newcomer', 'newcomer@example.org', 2) RETURNING email",
+             "SELECT email FROM crm.contacts WHERE email = 'newcomer@example.org'"),
+            ("CRM app: a contact's title",
+             "UPDATE crm.contacts SET title = 'Chief Demo Officer' WHERE id = 3 RETURNING title",
+             "SELECT p.title FROM pipeline.contacts p JOIN tandem.links l ON l.module = 'contacts' AND l.pipeline_id = p.id::text WHERE l.crm_id = '3'"),
+        ]
+        for round in 0..<5 {
+            for (label, edit, check) in edits {
+                var statement = edit
+                if round > 0, label.hasSuffix("new contact") {
+                    statement = "INSERT INTO pipeline.contacts (first_name, last_name, email, owner_id) VALUES ('Demo', 'Newcomer', \("newcomer\(round)@example.org"), 2) RETURNING email"
+                }
+                let started = DispatchTime.now()
+                guard let value = try sql.execute(statement).scalar else { continue }
+                var checkStatement = check
+                if round > 0, label.hasSuffix("new contact") { checkStatement = "SELECT email FROM crm.contacts WHERE email = \(value)" }
+                var seen = false
+                while DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds < 5_000_000_000 {
+                    if try sql.execute(checkStatement).scalar == value { seen = true; break }
+                }
+                let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000
+                if round == 0 {
+                    say("   \(label.padding(toLength: 36, withPad: " ", startingAt: 0)) -> \(seen ? "visible on the other side after \(String(format: "%.1f", milliseconds)) ms" : "NOT visible after 5 s")")
+                }
+                if seen { latencies.append(milliseconds) }
+            }
+        }
+        latencies.sort()
+        if !latencies.isEmpty {
+            say("Commit-to-visible latency over \(latencies.count) edits (measured by polling the other app from this process): p50 \(String(format: "%.1f", latencies[latencies.count / 2])) ms, max \(String(format: "%.1f", latencies.last!)) ms.")
+        }
+
+        heading("4. A conflict decided by the policy (latest)")
+        try follower.stop()
+        say("The engine is paused. In the CRM app someone edits a contact's description and mobile; a little later, in the pipeline app, someone edits the same contact's mobile and title.")
+        let crmID = try sql.execute("SELECT crm_id FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '5'").scalar ?? "0"
+        try sql.execute("UPDATE crm.contacts SET description = 'Edited in the CRM app', mobile = '+44 20 7946 0001 (CRM edit)' WHERE id = \(crmID)::bigint")
+        usleep(50_000)
+        try sql.execute("UPDATE pipeline.contacts SET mobile = '+44 20 7946 0002 (pipeline edit)', title = 'Edited in the pipeline app' WHERE id = 5")
+        try engine.passUntilQuiet()
+        try table(sql, """
+            SELECT 'pipeline app' AS app, mobile, title, left(description, 30) AS description FROM pipeline.contacts WHERE id = 5
+            UNION ALL SELECT 'CRM app', mobile, title, left(description, 30) FROM crm.contacts WHERE id = \(crmID)::bigint
+            """)
+        say("mobile changed on both sides: the policy `latest` compares the records' modified times and the pipeline app's later edit won; title and description changed on one side each and both were kept (B2).")
+        try table(sql, "SELECT module, field, pipeline_value, crm_value, winner, reason FROM tandem.conflicts WHERE link_id = (SELECT link_id FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '5') ORDER BY decided_at DESC LIMIT 1")
+
+        heading("5. The reporting views (psql: SELECT * FROM tandem.<view>)")
+        say("tandem.tab_status")
+        try table(sql, "SELECT integration, tab, state, initial_sync_complete, linked_records, pending_changes, waiting_records, open_errors, conflicts, last_pass_at FROM tandem.tab_status")
+        say("tandem.run_history (latest 5)")
+        try table(sql, "SELECT run_id, kind, duration_ms, changes_read, matched, created_in_pipeline, created_in_crm, updated_in_pipeline, updated_in_crm, conflicts, errors FROM tandem.run_history ORDER BY run_id DESC LIMIT 5")
+        say("tandem.pending_changes (a dry run of the next pass), after one more edit in the CRM app")
+        try sql.execute("UPDATE crm.contacts SET phone = '+1 555 0199' WHERE id = 4")
+        try table(sql, "SELECT module, side, record_id, change, next_action FROM tandem.pending_changes")
+        try engine.passUntilQuiet()
+        say("tandem.record_errors: \(try sql.execute("SELECT count(*) FROM tandem.record_errors").scalar ?? "0") open; tandem.linked_records by status:")
+        try table(sql, "SELECT module, status, count(*) FROM tandem.linked_records GROUP BY 1, 2 ORDER BY 1, 2")
+
+        if follow {
+            heading("Following changes (Ctrl-C to stop); edit either app with psql and watch")
+            say("psql '\(Demo.displayable(conninfo))'")
+            engine.eventHandler = { print($0); fflush(nil) }
+            demoEngine = engine
+            signal(SIGINT) { _ in demoEngine?.requestStop() }
+            signal(SIGTERM) { _ in demoEngine?.requestStop() }
+            try engine.run()
+        }
+        engine.close()
+        heading("Done")
+    }
+
+    func heading(_ text: String) { print("\n== \(text)\n"); fflush(nil) }
+
+    func say(_ text: String) { print(text); fflush(nil) }
+
+    func seconds(since start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
+
+    /// Prints a query's result as a table.
+    func table(_ connection: Connection, _ statement: SQL) throws {
+        let result = try connection.execute(statement)
+        let cells = result.rows.map { $0.map { value -> String in
+            let text = (value ?? "∅").replacingOccurrences(of: "\n", with: " ")
+            return text.count > 60 ? String(text.prefix(57)) + "..." : text
+        } }
+        let widths = result.columns.indices.map { column in
+            max(result.columns[column].count, cells.map { $0[column].count }.max() ?? 0)
+        }
+        let line = { (values: [String]) -> String in
+            zip(values, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: " | ")
+        }
+        print("   " + line(result.columns))
+        print("   " + widths.map { String(repeating: "-", count: $0) }.joined(separator: "-+-"))
+        for row in cells { print("   " + line(row)) }
+        print("   (\(cells.count) row\(cells.count == 1 ? "" : "s"))\n")
+        fflush(nil)
+    }
+
+    static func object(_ json: String) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+    }
+
+    /// The conninfo without a password, for printing.
+    static func displayable(_ conninfo: String) -> String {
+        conninfo.split(separator: " ").filter { !$0.lowercased().hasPrefix("password") }.joined(separator: " ")
+    }
+}
+
+nonisolated(unsafe) var demoEngine: Engine?
+
+/// Runs `engine.run()` on a thread of its own until stopped.
+final class Follower: @unchecked Sendable {
+    let engine: Engine
+    let finished = DispatchSemaphore(value: 0)
+    var failure: Error?
+
+    init(_ engine: Engine) { self.engine = engine }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            do { try engine.run() } catch { failure = error }
+            finished.signal()
+        }
+        usleep(100_000)
+    }
+
+    func stop() throws {
+        engine.requestStop()
+        finished.wait()
+        if let failure { throw failure }
+    }
 }
