@@ -27,7 +27,7 @@ extension Engine {
             try connection.execute("""
                 SELECT json_build_object(
                          'integration', i.name, 'conflict_policy', i.conflict_policy,
-                         'active_syncer', \(isActiveSyncer),
+                         'active_syncer', \(isActiveSyncer)::boolean,
                          'cursor', (SELECT position::text FROM tandem.sync_cursors c WHERE c.integration_id = i.integration_id),
                          'schema_version', (SELECT max(version) FROM tandem.migrations),
                          'tabs', (SELECT coalesce(json_agg(row_to_json(s) ORDER BY s.tab), '[]'::json)
@@ -39,10 +39,10 @@ extension Engine {
 
     /// One reporting view of the bound integration as a JSON array.
     public func report(_ name: String, limit: Int) throws -> String {
-        let bound = try requireBound()
         guard let view = Self.reports[name] else {
             throw TandemError(.notFound, "unknown report '\(name)' (reports: \(Self.reports.keys.sorted().joined(separator: ", ")))")
         }
+        let bound = try requireBound()
         let rows = limit > 0 ? limit : 100
         return try database {
             try connection.execute("""

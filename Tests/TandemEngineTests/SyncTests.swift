@@ -462,3 +462,21 @@ final class UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
+
+final class ReportTests: XCTestCase {
+    func testStatusAndEveryReportAreJSONFromTheViews() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let status = try JSONSerialization.jsonObject(with: Data(try engine.status().utf8)) as? [String: Any]
+        XCTAssertEqual(status?["integration"] as? String, "default")
+        XCTAssertEqual(status?["active_syncer"] as? Bool, true)
+        let tabs = try XCTUnwrap(status?["tabs"] as? [[String: Any]])
+        XCTAssertEqual(tabs.first?["initial_sync_complete"] as? Bool, true)
+        for name in Engine.reports.keys.sorted() {
+            let rows = try JSONSerialization.jsonObject(with: Data(try engine.report(name, limit: 3).utf8)) as? [Any]
+            XCTAssertNotNil(rows, name)
+            XCTAssertLessThanOrEqual(rows?.count ?? 99, 3, name)
+        }
+        XCTAssertThrowsError(try engine.report("nope", limit: 1)) { XCTAssertEqual(($0 as! TandemError).code, .notFound) }
+    }
+}
