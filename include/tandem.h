@@ -162,7 +162,10 @@ int tandem_process(tandem *db);
 int tandem_run(tandem *db);
 
 /** Asks tandem_run() on this handle to return. Safe from any thread and
- *  from a signal handler; returns TANDEM_MISUSE only for NULL. */
+ *  from a signal handler; returns TANDEM_MISUSE only for NULL. A stop that
+ *  arrives while no tandem_run() is active makes the next tandem_run() on the
+ *  handle return at once. The handle keeps the integration's syncer lock
+ *  until it is closed. */
 int tandem_stop(tandem *db);
 
 /* ------------------------------------------------------------------------ */

@@ -48,8 +48,10 @@ extension Engine {
     /// records that are due and, on a standby host, to try to take over.
     public func run() throws {
         _ = try requireBound()
-        _ = stopSignal.drain()
+        // A stop that arrived before run() began still counts (a host may
+        // start run() on a thread and stop it at once); it is consumed here.
         while true {
+            if stopSignal.drain() { return }
             try process()
             var descriptors = [
                 pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),

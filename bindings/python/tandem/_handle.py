@@ -1,0 +1,391 @@
+"""The Tandem handle: one connection to one PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+import weakref
+from contextlib import contextmanager
+from ctypes import byref, c_int64, c_void_p, string_at
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
+
+from ._library import EVENT_FN, HANDLE, library
+from .errors import ERROR, MISUSE, OK, MisuseError, TandemError, error_for_code
+
+Text = Union[str, bytes]
+EventCallback = Callable[[Dict[str, Any]], Any]
+
+_INT_MAX = 2 ** 31 - 1
+
+
+def errstr(code: int) -> str:
+    """The library's static English text for a result code."""
+    text = library().tandem_errstr(code)
+    return (text or b"").decode("utf-8", "replace")
+
+
+def _encode(value: Text, what: str) -> bytes:
+    """A str or bytes argument as the NUL-terminated UTF-8 the ABI takes."""
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    else:
+        raise TypeError("%s must be str or bytes, not %s" % (what, type(value).__name__))
+    if b"\x00" in data:
+        raise ValueError("%s contains a NUL character" % what)
+    return data
+
+
+def _configuration_text(config: Union[Mapping[str, Any], Text]) -> bytes:
+    if isinstance(config, Mapping):
+        return _encode(json.dumps(dict(config)), "config")
+    if isinstance(config, (str, bytes, bytearray, memoryview)):
+        return _encode(config, "config")
+    raise TypeError("config must be a dict (or other mapping) or a JSON str/bytes, not %s"
+                    % type(config).__name__)
+
+
+def _take_string(pointer: c_void_p) -> Optional[str]:
+    """Reads a string the library handed over and frees it with tandem_free."""
+    if not pointer.value:
+        return None
+    try:
+        return string_at(pointer.value).decode("utf-8", "replace")
+    finally:
+        library().tandem_free(pointer.value)
+        pointer.value = None
+
+
+def _closed_error() -> MisuseError:
+    return MisuseError(MISUSE, "the Tandem handle is closed")
+
+
+class Tandem:
+    """An open connection to one PostgreSQL database, bound to at most one
+    integration at a time (``tandem *`` in the C interface).
+
+    A handle is used by one thread at a time: a call made while another
+    thread (or an event callback) is inside a call on the same handle raises
+    :class:`MisuseError` instead of breaking the C contract. The exception is
+    :meth:`stop`, which any thread may call while :meth:`run` is running.
+    """
+
+    # Class-level defaults so that __del__ works even if __init__ failed.
+    _handle = None
+    _callback: Optional[EventCallback] = None
+    _event_function = None
+
+    def __init__(self, conninfo: Text) -> None:
+        lib = library()
+        self._lock = threading.Lock()        # held for the duration of a call
+        self._pointer_lock = threading.Lock()  # guards _handle between close() and stop()
+        self._callback_error: Optional[BaseException] = None
+        self._stop_requested = False
+        out = HANDLE()
+        errmsg = c_void_p()
+        rc = lib.tandem_open(_encode(conninfo, "conninfo"), byref(out), byref(errmsg))
+        message = _take_string(errmsg)
+        if rc != OK:
+            raise error_for_code(rc, message or errstr(rc))
+        if not out:
+            raise TandemError(ERROR, "tandem_open() succeeded but returned no handle")
+        self._handle = out
+
+    # -- lifetime ------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._handle is None
+
+    def close(self) -> None:
+        """Closes the connection. Calling it again does nothing."""
+        if self._handle is None:
+            return
+        if not self._lock.acquire(blocking=False):
+            if self._handle is None:
+                return
+            raise MisuseError(MISUSE, "cannot close the Tandem handle while another call is "
+                                      "using it (call stop() to end run() first)")
+        try:
+            with self._pointer_lock:
+                handle, self._handle = self._handle, None
+            if handle:
+                library().tandem_close(handle)
+            self._callback = None
+            self._event_function = None
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> "Tandem":
+        if self._handle is None:
+            raise _closed_error()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if self._handle is not None:
+            warnings.warn("unclosed %r" % (self,), ResourceWarning, source=self)
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handle is None else "open"
+        return "<tandem.Tandem %s at %#x>" % (state, id(self))
+
+    # -- calling into the library --------------------------------------------
+
+    @contextmanager
+    def _using(self) -> Iterator[Any]:
+        """Holds the handle for one call; raises if closed or in use."""
+        if not self._lock.acquire(blocking=False):
+            if self._handle is None:
+                raise _closed_error()
+            raise MisuseError(MISUSE, "the Tandem handle is in use by another call (another "
+                                      "thread, or an event callback calling back into it); "
+                                      "a handle serves one call at a time")
+        try:
+            if self._handle is None:
+                raise _closed_error()
+            yield self._handle
+        finally:
+            self._lock.release()
+
+    def _failure(self, handle: Any, rc: int) -> TandemError:
+        lib = library()
+        message = (lib.tandem_errmsg(handle) or b"").decode("utf-8", "replace")
+        sqlstate = (lib.tandem_sqlstate(handle) or b"").decode("ascii", "replace")
+        return error_for_code(rc, message or errstr(rc), sqlstate or None)
+
+    def _invoke(self, name: str, *args: Any) -> None:
+        """Calls ``name(handle, *args)``; raises on failure, and re-raises an
+        exception the event callback raised during the call."""
+        function = getattr(library(), name)
+        with self._using() as handle:
+            self._callback_error = None
+            rc = function(handle, *args)
+            failure = self._failure(handle, rc) if rc != OK else None
+            callback_error, self._callback_error = self._callback_error, None
+        self._raise(failure, callback_error)
+
+    @staticmethod
+    def _raise(failure: Optional[TandemError], callback_error: Optional[BaseException]) -> None:
+        if failure is not None:
+            if callback_error is not None:
+                failure.__context__ = callback_error
+            raise failure
+        if callback_error is not None:
+            raise callback_error
+
+    # -- schema and configuration ----------------------------------------------
+
+    def install(self) -> None:
+        """Installs or upgrades the ``tandem`` schema. Safe on every start."""
+        self._invoke("tandem_install")
+
+    def validate(self, config: Union[Mapping[str, Any], Text]) -> None:
+        """Checks a configuration (dict or JSON text) without storing it;
+        raises :class:`ConfigError` or :class:`PermissionDeniedError`."""
+        self._invoke("tandem_validate", _configuration_text(config))
+
+    def configure(self, config: Union[Mapping[str, Any], Text]) -> None:
+        """Validates and stores a configuration (dict or JSON text) and binds
+        the handle to its integration."""
+        self._invoke("tandem_configure", _configuration_text(config))
+
+    def attach(self, integration: Text) -> None:
+        """Binds the handle to an integration configured earlier."""
+        self._invoke("tandem_attach", _encode(integration, "integration"))
+
+    # -- tabs and sync -----------------------------------------------------------
+
+    def activate(self, tab: Text) -> None:
+        """Activates a tab and schedules its initial sync, which then runs in
+        chunks inside :meth:`sync`, :meth:`process` or :meth:`run`."""
+        self._invoke("tandem_activate", _encode(tab, "tab"))
+
+    def sync(self) -> int:
+        """Runs one sync pass; returns the number of records written."""
+        changes = c_int64(0)
+        self._invoke("tandem_sync", byref(changes))
+        return changes.value
+
+    def socket(self) -> int:
+        """The file descriptor to poll for readability. It belongs to the
+        handle: do not close it."""
+        lib = library()
+        with self._using() as handle:
+            descriptor = lib.tandem_socket(handle)
+            if descriptor >= 0:
+                return descriptor
+            rc = lib.tandem_errcode(handle)
+            raise self._failure(handle, rc if rc != OK else ERROR)
+
+    def fileno(self) -> int:
+        """Same as :meth:`socket`, so that a handle can go into ``select`` and
+        ``selectors`` directly."""
+        return self.socket()
+
+    def process(self) -> None:
+        """Consumes what arrived on the socket and syncs what it announced.
+        Never blocks waiting for input."""
+        self._invoke("tandem_process")
+
+    def run(self) -> None:
+        """Follows changes until :meth:`stop` is called (from another thread,
+        or from a signal handler).
+
+        The C loop runs on a helper thread while the calling thread waits, so
+        that Ctrl-C still works: a KeyboardInterrupt (or any exception raised
+        in the calling thread) stops the loop, waits for it to return and is
+        re-raised. An exception raised by the event callback also stops the
+        loop and is re-raised from here.
+        """
+        lib = library()
+        with self._using() as handle:
+            self._callback_error = None
+            self._stop_requested = False
+            outcome: Dict[str, Any] = {}
+
+            def follow() -> None:
+                try:
+                    outcome["rc"] = lib.tandem_run(handle)
+                except BaseException as error:  # pragma: no cover - ctypes does not raise here
+                    outcome["error"] = error
+
+            worker = threading.Thread(target=follow, name="tandem-run", daemon=True)
+            worker.start()
+            try:
+                while worker.is_alive():
+                    worker.join(0.2)
+                    if self._callback_error is not None:
+                        self._stop_requested = True
+                    if self._stop_requested and worker.is_alive():
+                        # Repeated until the loop returns: a stop that arrives
+                        # before the C loop has started must not be lost.
+                        lib.tandem_stop(handle)
+            except BaseException:
+                # Never give the handle back while the C loop still uses it.
+                while worker.is_alive():
+                    try:
+                        lib.tandem_stop(handle)
+                        worker.join(0.2)
+                    except BaseException:
+                        continue
+                raise
+            if "error" in outcome:
+                raise outcome["error"]
+            rc = outcome["rc"]
+            failure = self._failure(handle, rc) if rc != OK else None
+            callback_error, self._callback_error = self._callback_error, None
+        self._raise(failure, callback_error)
+
+    def stop(self) -> None:
+        """Asks :meth:`run` to return. Safe from any thread; a stop that
+        arrives while run() is still starting is not lost."""
+        with self._pointer_lock:
+            handle = self._handle
+            if handle is None:
+                raise _closed_error()
+            self._stop_requested = True
+            rc = library().tandem_stop(handle)
+        if rc != OK:
+            # Not reading errmsg: the handle may be busy in another thread.
+            raise error_for_code(rc, errstr(rc))
+
+    # -- events --------------------------------------------------------------------
+
+    def set_event_callback(self, callback: Optional[EventCallback]) -> None:
+        """Sets (or clears, with None) the function called with each event,
+        as a dict parsed from the library's JSON (for example
+        ``{"type": "initial_sync_complete", "tab": "contacts_companies", ...}``).
+
+        The callback runs on the thread that runs the sync, inside
+        :meth:`sync`, :meth:`process` or :meth:`run`. It must not call back
+        into the same handle (doing so raises :class:`MisuseError`). An
+        exception it raises never crosses into C: the first one is kept and
+        re-raised by the call that delivered the event, after the library
+        returned (that call's own work stays done); :meth:`run` is stopped
+        first. Later events of the same call still reach the callback.
+        """
+        if callback is not None and not callable(callback):
+            raise TypeError("the event callback must be callable or None, not %s"
+                            % type(callback).__name__)
+        if callback is None:
+            self._invoke("tandem_set_event_callback", EVENT_FN(), None)
+            self._callback = None
+            self._event_function = None
+            return
+        function = self._event_function or EVENT_FN(_trampoline(weakref.ref(self)))
+        previous = self._callback, self._event_function
+        # Keep the C function object alive for as long as the library holds it.
+        self._callback, self._event_function = callback, function
+        try:
+            self._invoke("tandem_set_event_callback", function, None)
+        except BaseException:
+            self._callback, self._event_function = previous
+            raise
+
+    def on_event(self, callback: EventCallback) -> EventCallback:
+        """Sets the event callback; returns it, so it works as a decorator."""
+        self.set_event_callback(callback)
+        return callback
+
+    # -- reporting -----------------------------------------------------------------
+
+    def status(self) -> Dict[str, Any]:
+        """Status of the bound integration and its tabs."""
+        out = c_void_p()
+        try:
+            self._invoke("tandem_status", byref(out))
+        finally:
+            text = _take_string(out)
+        return json.loads(text or "null")
+
+    def report(self, name: Text, limit: int = 100) -> List[Dict[str, Any]]:
+        """Rows of one reporting view: "tab_status", "pending_changes",
+        "links", "conflicts", "record_errors", "runs" or "events"."""
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError("limit must be an int, not %s" % type(limit).__name__)
+        if not 0 <= limit <= _INT_MAX:
+            raise ValueError("limit must be between 0 and %d (0 means 100)" % _INT_MAX)
+        out = c_void_p()
+        try:
+            self._invoke("tandem_report", _encode(name, "report"), limit, byref(out))
+        finally:
+            text = _take_string(out)
+        return json.loads(text or "null")
+
+
+def _trampoline(owner: "weakref.ReferenceType[Tandem]") -> Callable[[Any, Optional[bytes]], None]:
+    """The C-callable event function. It holds the handle weakly (no cycle
+    between the handle and its C function object) and never lets an
+    exception escape into C."""
+
+    def deliver(context: Any, event_json: Optional[bytes]) -> None:
+        tandem = owner()
+        if tandem is None:
+            return
+        callback = tandem._callback
+        if callback is None:
+            return
+        try:
+            event = json.loads((event_json or b"null").decode("utf-8"))
+            callback(event)
+        except BaseException as error:
+            if tandem._callback_error is None:
+                tandem._callback_error = error
+
+    return deliver
+
+
+def open(conninfo: Text) -> Tandem:  # noqa: A001 - mirrors sqlite3.connect / tandem_open
+    """Connects with a libpq connection string ("host=... dbname=..." or a
+    postgresql:// URI) and returns a :class:`Tandem` handle."""
+    return Tandem(conninfo)

@@ -1,0 +1,115 @@
+"""Result codes and the exceptions they become.
+
+This module is the one place where a result code of the C interface turns
+into a Python exception (see ``error_for_code``). Codes are append-only in
+``include/tandem.h``: a code this module does not know still raises
+:class:`TandemError`, never passes silently.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Type
+
+# Result codes, mirrored from include/tandem.h. Never renumbered.
+OK = 0
+ERROR = 1
+MISUSE = 2
+CONFIG = 3
+PERMISSION = 4
+DATABASE = 5
+CONNECT = 6
+BUSY = 7
+STATE = 8
+NOTFOUND = 9
+
+
+class TandemLibraryNotFound(OSError):
+    """libTandem could not be found or loaded.
+
+    Raised at the first call that needs the library. The message names the
+    places that were searched and how to fix it (``TANDEM_LIBRARY`` or
+    ``swift build``).
+    """
+
+
+class TandemError(Exception):
+    """A call into libTandem failed.
+
+    ``code`` is the result code (one of the module constants, or a newer code
+    this binding does not know), ``message`` the library's explanation and
+    ``sqlstate`` the five-character SQLSTATE when PostgreSQL reported the
+    failure (``None`` otherwise). Code ``ERROR`` (internal error) and unknown
+    codes raise this class itself; the known families raise a subclass.
+    """
+
+    def __init__(self, code: int, message: str, sqlstate: Optional[str] = None) -> None:
+        super().__init__(code, message, sqlstate)
+        self.code = code
+        self.message = message
+        self.sqlstate = sqlstate or None
+
+    def __str__(self) -> str:
+        if self.sqlstate:
+            return "%s (SQLSTATE %s)" % (self.message, self.sqlstate)
+        return self.message
+
+    def __repr__(self) -> str:
+        return "%s(code=%d, message=%r, sqlstate=%r)" % (
+            type(self).__name__, self.code, self.message, self.sqlstate)
+
+
+class MisuseError(TandemError):
+    """NULL or closed handle, bad argument, call out of order, bad UTF-8."""
+
+
+class ConfigError(TandemError):
+    """Bad configuration: JSON, unknown table or column, mapping."""
+
+
+class PermissionDeniedError(TandemError):
+    """The acting user is not Administrator + CEO in both apps (R5), or the
+    pipeline app's edition does not allow the integration (R6)."""
+
+
+class DatabaseError(TandemError):
+    """An SQL statement failed; ``sqlstate`` says which way."""
+
+
+class ConnectError(TandemError):
+    """Could not connect, or the connection was lost."""
+
+
+class BusyError(TandemError):
+    """Another host is the active syncer for this integration."""
+
+
+class StateError(TandemError):
+    """Not allowed in the current state (tab order R2, not configured)."""
+
+
+class NotFoundError(TandemError):
+    """No such integration, tab or report."""
+
+
+#: Result code -> exception class. Codes missing here raise TandemError.
+EXCEPTION_BY_CODE: Dict[int, Type[TandemError]] = {
+    ERROR: TandemError,
+    MISUSE: MisuseError,
+    CONFIG: ConfigError,
+    PERMISSION: PermissionDeniedError,
+    DATABASE: DatabaseError,
+    CONNECT: ConnectError,
+    BUSY: BusyError,
+    STATE: StateError,
+    NOTFOUND: NotFoundError,
+}
+
+
+def error_for_code(code: int, message: str, sqlstate: Optional[str] = None) -> TandemError:
+    """The exception for a failed call with result ``code``."""
+    if code == OK:
+        # A failure reported with code 0 is a library bug; do not hide it.
+        code = ERROR
+        message = message or "call failed but the library reported success"
+    cls = EXCEPTION_BY_CODE.get(code, TandemError)
+    return cls(code, message, sqlstate)
