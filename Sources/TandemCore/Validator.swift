@@ -52,6 +52,15 @@ public struct Validator {
         return integration
     }
 
+    /// Where each app keeps its users and org, when those resolve, so that
+    /// R5 and R6 can be checked even when other parts of the configuration
+    /// are wrong (every problem is reported at once).
+    public static func directories(_ configuration: Configuration, against catalog: Catalog) -> [Side: AppDirectory]? {
+        var validator = Validator(configuration: configuration, catalog: catalog)
+        guard let pipeline = validator.directory(.pipeline), let crm = validator.directory(.crm) else { return nil }
+        return [.pipeline: pipeline, .crm: crm]
+    }
+
     mutating func resolve() -> Integration? {
         let pipeline = directory(.pipeline)
         let crm = directory(.crm)

@@ -10,9 +10,27 @@ extension Engine {
         let configuration = try Configuration.parse(json)
         return try database {
             let catalog = try readCatalog(schemas: [configuration.pipeline.schema, configuration.crm.schema])
-            let integration = try Validator.validate(configuration, against: catalog)
-            let users = try checkPermissions(integration)
-            return (integration, users)
+            var integration: Integration?
+            var configurationError: TandemError?
+            do {
+                integration = try Validator.validate(configuration, against: catalog)
+            } catch let error as TandemError {
+                configurationError = error
+            }
+            var users: [Side: String] = [:]
+            var permissionProblems: [String] = []
+            if let directories = Validator.directories(configuration, against: catalog) {
+                (users, permissionProblems) = try checkPermissions(directories)
+            }
+            if let configurationError {
+                // One error names every problem: the configuration's and R5/R6.
+                let extra = permissionProblems.map { "  - " + $0 }.joined(separator: "\n")
+                throw TandemError(.config, configurationError.message + (extra.isEmpty ? "" : "\n" + extra))
+            }
+            if !permissionProblems.isEmpty {
+                throw TandemError(.permission, summary: "the integration cannot be set up:", problems: permissionProblems)
+            }
+            return (integration!, users)
         }
     }
 
@@ -106,11 +124,11 @@ extension Engine {
     /// R5: the acting user is an Administrator with the CEO role in both apps.
     /// R6: the pipeline app's edition is Express, Premier or Bigin 360.
     /// Returns each acting user's key (owner of records whose owner has no user there, R13).
-    func checkPermissions(_ integration: Integration) throws -> [Side: String] {
+    func checkPermissions(_ directories: [Side: AppDirectory]) throws -> ([Side: String], [String]) {
         var problems: [String] = []
         var keys: [Side: String] = [:]
         for side in Side.allCases {
-            let app = integration.app(side)
+            guard let app = directories[side] else { continue }
             let rows = try connection.execute("""
                 SELECT u.\(identifier: app.userKey.name)::text, u.\(identifier: app.profileColumn)::text, u.\(identifier: app.roleColumn)::text
                   FROM \(qualified: app.users.schema, app.users.name) u
@@ -127,7 +145,7 @@ extension Engine {
             }
             keys[side] = key
         }
-        let org = integration.pipeline
+        guard let org = directories[.pipeline] else { return (keys, problems) }
         let editions = try connection.execute("SELECT o.\(identifier: org.editionColumn)::text FROM \(qualified: org.org.schema, org.org.name) o").rows.map { $0[0] ?? "" }
         if editions.isEmpty {
             problems.append("the pipeline app's org table \(org.org) is empty: its edition decides whether the integration is available (R6)")
@@ -135,10 +153,7 @@ extension Engine {
         for edition in editions where !Self.editions.contains(where: { $0.caseInsensitiveCompare(edition) == .orderedSame }) {
             problems.append("the pipeline app's edition is '\(edition)'; the integration is available only in \(Self.editions.joined(separator: ", ")) (R6)")
         }
-        if !problems.isEmpty {
-            throw TandemError(.permission, summary: "the integration cannot be set up:", problems: problems)
-        }
-        return keys
+        return (keys, problems)
     }
 
     /// Stores the integration, its tabs, module pairs and field mappings.

@@ -133,6 +133,14 @@ final class SyncTests: XCTestCase {
                 XCTAssertTrue(error.message.contains(expected), "missing «\(expected)» in:\n\(error.message)")
             }
         }
+        // Configuration and permission problems come in one error (R8 with R5/R6).
+        try db.execute("UPDATE pipeline.org SET edition = 'Free'")
+        XCTAssertThrowsError(try engine.validate(config)) { error in
+            let error = error as! TandemError
+            XCTAssertEqual(error.code, .config)
+            XCTAssertTrue(error.message.contains("crm.contacts.region is mandatory"), error.message)
+            XCTAssertTrue(error.message.contains("edition is 'Free'"), error.message)
+        }
         XCTAssertThrowsError(try engine.validate(#"{"pipeline":{"acting_user":"admin@example.com","schema":"nope"},"crm":{"acting_user":"admin@example.com"}}"#)) { error in
             XCTAssertTrue((error as! TandemError).message.contains("schema nope does not exist"))
         }
