@@ -38,6 +38,9 @@ public struct Configuration: Sendable, Equatable {
         public var crm: String
         public var lookup: String?
         public var owner: Bool
+        public var valueMap: ReferenceDefaults.ValueMapDefault? = nil
+        public var parent: ReferenceDefaults.ParentDefault? = nil
+        public var name: String? = nil
     }
 
     public struct ModuleEntry: Sendable, Equatable {
@@ -53,6 +56,10 @@ public struct Configuration: Sendable, Equatable {
         public var matchPipeline: String?
         public var matchCRM: String?
         public var fields: [FieldEntry]
+        /// R7: the tab selects a CRM view for this module.
+        public var viewRequired: Bool
+        /// R11: records sync only with a linked parent.
+        public var requiresParent: Bool
     }
 
     public var integration: String
@@ -236,9 +243,11 @@ struct JSONReader {
             name: defaults.name, tab: defaults.tab,
             pipelineTable: defaults.pipelineTable, pipelineKey: defaults.key, pipelineModified: defaults.modified,
             crmTable: defaults.crmTable, crmKey: defaults.key, crmModified: defaults.modified,
-            crmView: defaults.tab.hasViewsAndMappings ? (view ?? defaults.crmView) : nil,
+            crmView: defaults.crmView == nil ? nil : (view ?? defaults.crmView),
             matchPipeline: defaults.match?.pipeline, matchCRM: defaults.match?.crm,
-            fields: defaults.fields.map { .init(pipeline: $0.pipeline, crm: $0.crm, lookup: $0.lookup, owner: $0.owner) })
+            fields: defaults.fields.map { .init(pipeline: $0.pipeline, crm: $0.crm, lookup: $0.lookup, owner: $0.owner,
+                                                valueMap: $0.valueMap, parent: $0.parent, name: $0.name) },
+            viewRequired: defaults.crmView != nil, requiresParent: defaults.requiresParent)
         guard let override else { return entry }
         guard let object = object(override, at: path) else { return nil }
         rejectUnknownKeys(object, allowed: ["pipeline", "crm", "match", "fields"], at: path)
@@ -270,13 +279,17 @@ struct JSONReader {
                 return entry
             }
             if !defaults.tab.hasViewsAndMappings {
+                let columns = list.compactMap { $0 as? [String: Any] }.flatMap { [$0["pipeline"], $0["crm"]] }.compactMap { $0 as? String }
+                for column in columns where ReferenceDefaults.isReminderOrRecurrence(column) {
+                    problems.append("\(path).fields: \(column) holds a reminder or recurrence, which is never synced (R12): only the app that created an activity sends its reminders")
+                }
                 problems.append("\(path).fields: \(defaults.tab.rawValue) is mapped by the system and takes no field mapping (R9)")
                 return entry
             }
             for (index, item) in list.enumerated() {
                 let itemPath = "\(path).fields[\(index)]"
                 guard let field = self.object(item, at: itemPath) else { continue }
-                rejectUnknownKeys(field, allowed: ["pipeline", "crm", "lookup", "owner"], at: itemPath)
+                rejectUnknownKeys(field, allowed: ["pipeline", "crm", "lookup", "owner", "values"], at: itemPath)
                 let pipeline = identifier(field, "pipeline", at: itemPath, default: nil)
                 let crm = identifier(field, "crm", at: itemPath, default: nil)
                 let lookup = identifier(field, "lookup", at: itemPath, default: nil)
@@ -292,8 +305,28 @@ struct JSONReader {
                 case (nil, let column?):
                     entry.fields.removeAll { $0.crm == column }
                 case (let pipelineColumn?, let crmColumn?):
+                    let previous = entry.fields.first { $0.pipeline == pipelineColumn && $0.crm == crmColumn }
+                    var valueMap = previous?.valueMap
+                    if let values = field["values"] {
+                        if valueMap == nil {
+                            problems.append("\(itemPath).values: \(pipelineColumn) <-> \(crmColumn) has no value map to change")
+                        } else if let maps = self.object(values, at: "\(itemPath).values") {
+                            rejectUnknownKeys(maps, allowed: ["to_crm", "to_pipeline"], at: "\(itemPath).values")
+                            for (direction, keyPath) in [("to_crm", \ReferenceDefaults.ValueMapDefault.toCRM), ("to_pipeline", \ReferenceDefaults.ValueMapDefault.toPipeline)] {
+                                guard let contexts = self.object(maps[direction], at: "\(itemPath).values.\(direction)") else { continue }
+                                for (context, pairs) in contexts {
+                                    guard let pairs = pairs as? [String: String] else {
+                                        problems.append("\(itemPath).values.\(direction).\(context) must map values to values (strings)")
+                                        continue
+                                    }
+                                    for (from, to) in pairs { valueMap![keyPath: keyPath][context, default: [:]][from] = to }
+                                }
+                            }
+                        }
+                    }
                     entry.fields.removeAll { $0.pipeline == pipelineColumn || $0.crm == crmColumn }
-                    entry.fields.append(.init(pipeline: pipelineColumn, crm: crmColumn, lookup: lookup, owner: owner))
+                    entry.fields.append(.init(pipeline: pipelineColumn, crm: crmColumn, lookup: lookup, owner: owner,
+                                              valueMap: valueMap, parent: nil, name: previous?.name))
                 }
             }
         }

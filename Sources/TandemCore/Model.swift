@@ -122,12 +122,94 @@ public enum FieldKind: Sendable, Equatable {
     case lookup(module: String)
     /// A user: matched by email, else the acting user of the integration (R13).
     case owner
+    /// A value translated through a value map that depends on a context field
+    /// of the same record (a stage depends on its pipeline). The canonical form
+    /// is the CRM app's value.
+    case mapped(ValueMap)
+    /// A reference to a parent that may be one of several modules
+    /// (a note's contact, company or deal).
+    case parent(ParentReference)
 }
 
-/// A mapped pair of columns, checked against the catalog.
+/// A value map (R8 for stages): per context value, source value -> target value,
+/// one map per direction, stored in tandem.value_maps.
+public struct ValueMap: Sendable, Equatable {
+    /// The field (of the same module) whose value is the context, e.g. the pipeline.
+    public let contextField: String
+    /// context -> (pipeline value -> CRM value)
+    public let toCRM: [String: [String: String]]
+    /// context -> (CRM value -> pipeline value)
+    public let toPipeline: [String: [String: String]]
+    /// Where each side lists its allowed (context, value) pairs, for validation.
+    public let pipelineDomain: ValueDomain
+    public let crmDomain: ValueDomain
+
+    public init(contextField: String, toCRM: [String: [String: String]], toPipeline: [String: [String: String]],
+                pipelineDomain: ValueDomain, crmDomain: ValueDomain) {
+        self.contextField = contextField
+        self.toCRM = toCRM
+        self.toPipeline = toPipeline
+        self.pipelineDomain = pipelineDomain
+        self.crmDomain = crmDomain
+    }
+
+    public func map(to side: Side) -> [String: [String: String]] { side == .crm ? toCRM : toPipeline }
+
+    public func domain(_ side: Side) -> ValueDomain { side == .pipeline ? pipelineDomain : crmDomain }
+}
+
+/// A table listing the allowed values of a mapped field per context.
+public struct ValueDomain: Sendable, Equatable {
+    public let table: TableName
+    public let contextColumn: String
+    public let valueColumn: String
+
+    public init(table: TableName, contextColumn: String, valueColumn: String) {
+        self.table = table
+        self.contextColumn = contextColumn
+        self.valueColumn = valueColumn
+    }
+}
+
+/// One way a side can refer to a parent of module `module`: the id column,
+/// and the discriminator column and value when several modules share it.
+public struct ParentOption: Sendable, Equatable {
+    public let module: String
+    public let idColumn: Column
+    public let discriminator: Column?
+    public let discriminatorValue: String?
+
+    public init(module: String, idColumn: Column, discriminator: Column?, discriminatorValue: String?) {
+        self.module = module
+        self.idColumn = idColumn
+        self.discriminator = discriminator
+        self.discriminatorValue = discriminatorValue
+    }
+}
+
+/// How each side refers to a parent that may be one of several modules. The
+/// canonical form is `[module, link id]`. A parent module one side cannot
+/// hold is not written there.
+public struct ParentReference: Sendable, Equatable {
+    public let pipeline: [ParentOption]
+    public let crm: [ParentOption]
+
+    public init(pipeline: [ParentOption], crm: [ParentOption]) {
+        self.pipeline = pipeline
+        self.crm = crm
+    }
+
+    public func options(_ side: Side) -> [ParentOption] { side == .pipeline ? pipeline : crm }
+
+    public var modules: Set<String> { Set((pipeline + crm).map(\.module)) }
+}
+
+/// A mapped field, checked against the catalog.
 public struct Field: Sendable, Equatable {
     /// The name used in mirrors, conflicts and messages.
     public let name: String
+    /// The column that names the field on each side (for a parent reference,
+    /// the first option's id column).
     public let pipeline: Column
     public let crm: Column
     public let kind: FieldKind
@@ -141,11 +223,25 @@ public struct Field: Sendable, Equatable {
 
     public func column(_ side: Side) -> Column { side == .pipeline ? pipeline : crm }
 
+    /// Every column this field writes on `side`.
+    public func columns(_ side: Side) -> [Column] {
+        guard case .parent(let reference) = kind else { return [column(side)] }
+        var columns: [Column] = []
+        for option in reference.options(side) {
+            for column in [option.discriminator, option.idColumn].compactMap({ $0 }) where !columns.contains(where: { $0.name == column.name }) {
+                columns.append(column)
+            }
+        }
+        return columns
+    }
+
     public var kindName: String {
         switch kind {
         case .value: return "value"
         case .lookup: return "lookup"
         case .owner: return "owner"
+        case .mapped: return "value_map"
+        case .parent: return "parent"
         }
     }
 
@@ -153,6 +249,18 @@ public struct Field: Sendable, Equatable {
         if case .lookup(let module) = kind { return module }
         return nil
     }
+
+    /// Modules whose records this field refers to.
+    public var parentModules: Set<String> {
+        switch kind {
+        case .lookup(let module): return [module]
+        case .parent(let reference): return reference.modules
+        default: return []
+        }
+    }
+
+    /// Whether the field refers to a parent record (R11).
+    public var isReference: Bool { !parentModules.isEmpty }
 }
 
 /// A pair of columns whose normalized values pair up records that exist in
@@ -179,9 +287,12 @@ public struct Module: Sendable, Equatable {
     public let crm: ModuleSide
     public let match: MatchRule?
     public let fields: [Field]
+    /// Records sync only when they refer to a linked parent the other side can
+    /// hold (activities and notes, R11).
+    public let requiresParent: Bool
 
     public init(name: String, tab: Tab, position: Int, pipeline: ModuleSide, crm: ModuleSide,
-                match: MatchRule?, fields: [Field]) {
+                match: MatchRule?, fields: [Field], requiresParent: Bool = false) {
         self.name = name
         self.tab = tab
         self.position = position
@@ -189,6 +300,7 @@ public struct Module: Sendable, Equatable {
         self.crm = crm
         self.match = match
         self.fields = fields
+        self.requiresParent = requiresParent
     }
 
     public func side(_ side: Side) -> ModuleSide { side == .pipeline ? pipeline : crm }

@@ -125,13 +125,14 @@ extension ModuleCompiler {
         let action = target == .crm ? "c" : "p"
         let sourcePrefix = target == .crm ? "p" : "c"
         let targetKey = key(target).name
-        let assignments = module.fields.indices.map { field -> SQL in
-            let column = module.fields[field].column(target).name
-            let value = fromCanonical(target, field: field, canonical: "w.\(raw: sourcePrefix)_f\(raw: String(field))")
-            return "\(identifier: column) = CASE WHEN w.act_f\(raw: String(field)) = \(literal: action) THEN \(value) ELSE t.\(identifier: column) END"
+        let canonical = { (field: Int) -> SQL in "w.\(raw: sourcePrefix)_f\(raw: String(field))" }
+        let setters = module.fields.indices.flatMap { field -> [SQL] in
+            self.assignments(target, field: field, canonical: canonical(field), sibling: canonical).map { column, value -> SQL in
+                "\(identifier: column.name) = CASE WHEN w.act_f\(raw: String(field)) = \(literal: action) THEN \(value) ELSE t.\(identifier: column.name) END"
+            }
         }
         let sql: SQL = """
-            UPDATE \(table(target)) t SET \(SQL.join(assignments, separator: ",\n "))
+            UPDATE \(table(target)) t SET \(SQL.join(setters, separator: ",\n "))
               FROM \(raw: workTable) w
              WHERE w.to_\(raw: target == .crm ? "crm" : "pipeline") AND NOT w.failed
                AND t.\(identifier: targetKey) = \(keyValue(target, target == .crm ? "w.c_id" : "w.p_id"))

@@ -42,42 +42,131 @@ extension ModuleCompiler {
                      ON \(raw: user).\(identifier: app.userKey.name) = \(column)
                     """
                 projection.canonical.append("to_jsonb(lower(btrim(\(raw: user).\(identifier: app.emailColumn))))")
+            case .mapped(let map):
+                guard side == .pipeline, let context = module.fields.first(where: { $0.name == map.contextField }) else {
+                    // The canonical form of a mapped value is the CRM app's value.
+                    projection.canonical.append("to_jsonb(\(column))")
+                    continue
+                }
+                let entry = "\(alias)_vm\(index)"
+                let contextColumn: SQL = "\(raw: alias).\(identifier: context.column(side).name)"
+                projection.joins += """
+                     LEFT JOIN tandem.value_maps \(raw: entry) ON \(raw: entry).integration_id = \(Self.integrationID)\
+                     AND \(raw: entry).module = \(literal: module.name) AND \(raw: entry).field = \(literal: field.name)\
+                     AND \(raw: entry).direction = 'to_crm' AND \(raw: entry).context = \(contextColumn)::text\
+                     AND \(raw: entry).source_value = \(column)::text
+                    """
+                projection.canonical.append("""
+                    CASE WHEN \(column) IS NULL THEN NULL ELSE coalesce(to_jsonb(\(raw: entry).target_value),\
+                     jsonb_build_object('unmapped', \(column)::text, 'context', \(contextColumn)::text)) END
+                    """)
+            case .parent(let reference):
+                var cases: [SQL] = []
+                for (number, option) in reference.options(side).enumerated() {
+                    let link = "\(alias)_pl\(index)_\(number)"
+                    let condition = parentCondition(option, alias: alias)
+                    projection.joins += """
+                         LEFT JOIN tandem.links \(raw: link) ON \(raw: link).integration_id = \(Self.integrationID)\
+                         AND \(raw: link).module = \(literal: option.module) AND \(raw: link).\(raw: side.rawValue)_id = \(raw: alias).\(identifier: option.idColumn.name)::text\
+                         AND \(condition)
+                        """
+                    cases.append("WHEN \(condition) THEN jsonb_build_array(\(literal: option.module), \(raw: link).link_id)")
+                    waiting.append("(\(condition) AND \(raw: link).link_id IS NULL)")
+                }
+                projection.canonical.append(cases.isEmpty ? "NULL::jsonb" : "CASE \(SQL.join(cases, separator: " ")) END")
             }
         }
         if !waiting.isEmpty { projection.waiting = SQL.join(waiting, separator: " OR ") }
         return projection
     }
 
-    /// The value to write into `side` for field `index`, from its canonical form.
-    func fromCanonical(_ side: Side, field index: Int, canonical: SQL) -> SQL {
+    /// A record of `alias` refers to its parent through `option`.
+    func parentCondition(_ option: ParentOption, alias: String) -> SQL {
+        var condition: SQL = "\(raw: alias).\(identifier: option.idColumn.name) IS NOT NULL"
+        if let discriminator = option.discriminator, let value = option.discriminatorValue {
+            condition += " AND \(raw: alias).\(identifier: discriminator.name)::text = \(literal: value)"
+        }
+        return "(\(condition))"
+    }
+
+    /// The columns to write into `side` for field `index`, from its canonical
+    /// form; `sibling` gives the canonical form of another field of the same
+    /// source record (a stage needs its pipeline).
+    func assignments(_ side: Side, field index: Int, canonical: SQL, sibling: (Int) -> SQL) -> [(Column, SQL)] {
         let field = module.fields[index]
         let column = field.column(side)
         switch field.kind {
         case .value:
-            return "(\(canonical) #>> '{}')::\(raw: column.baseType)"
+            return [(column, "(\(canonical) #>> '{}')::\(raw: column.baseType)")]
         case .lookup:
-            return "(SELECT fl.\(raw: side.rawValue)_id FROM tandem.links fl WHERE fl.link_id = (\(canonical) #>> '{}')::bigint)::\(raw: column.baseType)"
+            return [(column, "(SELECT fl.\(raw: side.rawValue)_id FROM tandem.links fl WHERE fl.link_id = (\(canonical) #>> '{}')::bigint)::\(raw: column.baseType)")]
         case .owner:
-            return owner(side, email: "\(canonical) #>> '{}'", column: column)
+            return [(column, owner(side, email: "\(canonical) #>> '{}'", column: column))]
+        case .mapped(let map):
+            if side == .crm {
+                return [(column, "tandem._mapped_value(\(canonical))::\(raw: column.baseType)")]
+            }
+            let context = module.fields.firstIndex { $0.name == map.contextField }.map { sibling($0) } ?? "NULL::jsonb"
+            return [(column, """
+                tandem._map_value(\(Self.integrationID), \(literal: module.name), \(literal: field.name),\
+                 \(context) #>> '{}', \(canonical) #>> '{}')::\(raw: column.baseType)
+                """)]
+        case .parent(let reference):
+            let options = reference.options(side)
+            return field.columns(side).map { column -> (Column, SQL) in
+                var cases: [SQL] = []
+                for option in options {
+                    if option.discriminator?.name == column.name, let value = option.discriminatorValue {
+                        cases.append("WHEN \(literal: option.module) THEN \(literal: value)")
+                    } else if option.idColumn.name == column.name {
+                        cases.append("WHEN \(literal: option.module) THEN (SELECT fl.\(raw: side.rawValue)_id FROM tandem.links fl WHERE fl.link_id = (\(canonical) ->> 1)::bigint)")
+                    }
+                }
+                let value: SQL = cases.isEmpty ? "NULL" : "CASE \(canonical) ->> 0 \(SQL.join(cases, separator: " ")) END"
+                return (column, "(\(value))::\(raw: column.baseType)")
+            }
         }
     }
 
-    /// The value to write into `side` for field `index`, straight from the
+    /// The columns to write into `target` for field `index`, straight from the
     /// source row `alias` of the other side (used when creating records).
-    func converted(_ target: Side, field index: Int, alias: String) -> SQL {
+    func converted(_ target: Side, field index: Int, alias: String) -> [(Column, SQL)] {
         let field = module.fields[index]
         let source = target.other
         let sourceColumn: SQL = "\(raw: alias).\(identifier: field.column(source).name)"
         let column = field.column(target)
         switch field.kind {
         case .value:
-            return "CAST(\(sourceColumn) AS \(raw: column.baseType))"
+            return [(column, "CAST(\(sourceColumn) AS \(raw: column.baseType))")]
         case .lookup:
-            return "\(raw: "\(alias)_lk\(index)").\(raw: target.rawValue)_id::\(raw: column.baseType)"
+            return [(column, "\(raw: "\(alias)_lk\(index)").\(raw: target.rawValue)_id::\(raw: column.baseType)")]
         case .owner:
             let app = integration.app(source)
-            return owner(target, email: "lower(btrim(\(raw: "\(alias)_ow\(index)").\(identifier: app.emailColumn)))", column: column)
+            return [(column, owner(target, email: "lower(btrim(\(raw: "\(alias)_ow\(index)").\(identifier: app.emailColumn)))", column: column))]
+        case .mapped, .parent:
+            let canonical = projection(source, alias: alias).canonical
+            return assignments(target, field: index, canonical: canonical[index], sibling: { canonical[$0] })
         }
+    }
+
+    /// R11: a record of `side` whose module requires a parent syncs only when
+    /// it refers to a parent the other side can hold.
+    func hasParent(_ side: Side, alias: String) -> SQL {
+        guard module.requiresParent else { return "true" }
+        var conditions: [SQL] = []
+        for field in module.fields {
+            switch field.kind {
+            case .lookup:
+                conditions.append("\(raw: alias).\(identifier: field.column(side).name) IS NOT NULL")
+            case .parent(let reference):
+                let targetModules = Set(reference.options(side.other).map(\.module))
+                for option in reference.options(side) where targetModules.contains(option.module) {
+                    conditions.append(parentCondition(option, alias: alias))
+                }
+            default: break
+            }
+        }
+        return conditions.isEmpty ? "false" : "(\(SQL.join(conditions, separator: " OR ")))"
     }
 
     /// The user of `side` with this email, else the acting user (R13).

@@ -203,7 +203,7 @@ public struct ModuleCompiler: Sendable {
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
               \(projection.joins)
              WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
-               AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r"))
+               AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r")) AND \(hasParent(side, alias: "r"))
             """
     }
 
@@ -211,8 +211,9 @@ public struct ModuleCompiler: Sendable {
     public func create(from side: Side) -> ApplyStatement {
         let target = side.other
         let projection = projection(side, alias: "r")
-        let columns: [SQL] = ["\(identifier: key(target).name)"] + module.fields.map { "\(identifier: $0.column(target).name)" }
-        let values: [SQL] = ["\(keyValue(target, "w.new_id"))"] + module.fields.indices.map { converted(target, field: $0, alias: "r") }
+        let writes = module.fields.indices.flatMap { converted(target, field: $0, alias: "r") }
+        let columns: [SQL] = ["\(identifier: key(target).name)"] + writes.map { "\(identifier: $0.0.name)" }
+        let values: [SQL] = ["\(keyValue(target, "w.new_id"))"] + writes.map(\.1)
         let sql: SQL = """
             INSERT INTO \(table(target)) (\(SQL.join(columns, separator: ", "))) OVERRIDING SYSTEM VALUE
             SELECT \(SQL.join(values, separator: ", "))

@@ -139,10 +139,74 @@ public struct Validator {
                 }
                 view = viewTable
             }
-        } else if side == .crm && entry.tab.hasViewsAndMappings {
+        } else if side == .crm && entry.viewRequired {
             problems.append("\(what): exactly one CRM view must be selected (R7): set configuration.tabs.\(entry.tab.rawValue).views.\(entry.name)")
         }
         return ModuleSide(table: table, key: key, modified: modified, view: view, columns: relation.columns)
+    }
+
+    /// A parent reference's options, resolved on both sides. Options whose
+    /// module is not configured are left out: such a parent never syncs.
+    mutating func parentReference(_ parent: ReferenceDefaults.ParentDefault, pipeline: ModuleSide, crm: ModuleSide,
+                                  label: String, resolvedSoFar: [Module]) -> ParentReference? {
+        var resolved: [Side: [ParentOption]] = [:]
+        for side in Side.allCases {
+            let moduleSide = side == .pipeline ? pipeline : crm
+            var options: [ParentOption] = []
+            for option in side == .pipeline ? parent.pipeline : parent.crm {
+                guard resolvedSoFar.contains(where: { $0.name == option.module }) else { continue }
+                guard let idColumn = moduleSide.columns[option.idColumn] else {
+                    problems.append("\(label): column \(moduleSide.table).\(option.idColumn) does not exist")
+                    continue
+                }
+                var discriminator: Column?
+                if let name = option.discriminator {
+                    discriminator = moduleSide.columns[name]
+                    if discriminator == nil { problems.append("\(label): column \(moduleSide.table).\(name) does not exist") }
+                }
+                options.append(ParentOption(module: option.module, idColumn: idColumn, discriminator: discriminator,
+                                            discriminatorValue: option.value))
+            }
+            resolved[side] = options
+        }
+        return ParentReference(pipeline: resolved[.pipeline] ?? [], crm: resolved[.crm] ?? [])
+    }
+
+    mutating func valueMap(_ map: ReferenceDefaults.ValueMapDefault, label: String) -> ValueMap? {
+        var domains: [Side: ValueDomain] = [:]
+        for side in Side.allCases {
+            let names = side == .pipeline ? map.pipelineDomain : map.crmDomain
+            guard names.count == 3 else { continue }
+            let table = TableName(schema: configuration.app(side).schema, name: names[0])
+            guard let relation = relation(table, what: "\(label) values", wantTable: false) else { continue }
+            guard column(names[1], of: table, in: relation, what: "\(label) values") != nil,
+                  column(names[2], of: table, in: relation, what: "\(label) values") != nil else { continue }
+            domains[side] = ValueDomain(table: table, contextColumn: names[1], valueColumn: names[2])
+        }
+        guard let pipelineDomain = domains[.pipeline], let crmDomain = domains[.crm] else { return nil }
+        return ValueMap(contextField: map.contextField, toCRM: map.toCRM, toPipeline: map.toPipeline,
+                        pipelineDomain: pipelineDomain, crmDomain: crmDomain)
+    }
+
+    /// Every value a side allows must map to a value the other side allows
+    /// (per context); each problem is named. The engine reads the domains.
+    public static func valueMapProblems(field: String, module: String, map: ValueMap,
+                                        domains: [Side: [(context: String, value: String)]]) -> [String] {
+        var problems: [String] = []
+        for side in Side.allCases {
+            let target = side.other
+            let allowed = Set((domains[target] ?? []).map { "\($0.context)\u{1F}\($0.value)" })
+            for (context, value) in (domains[side] ?? []).sorted(by: { ($0.context, $0.value) < ($1.context, $1.value) }) {
+                guard let mapped = map.map(to: target)[context]?[value] else {
+                    problems.append("module \(module) field \(field): \(side.appName) value '\(value)' (\(context)) has no mapping to the \(target.appName)")
+                    continue
+                }
+                if !allowed.contains("\(context)\u{1F}\(mapped)") {
+                    problems.append("module \(module) field \(field): \(side.appName) value '\(value)' (\(context)) maps to '\(mapped)', which the \(target.appName) does not have in \(context)")
+                }
+            }
+        }
+        return problems
     }
 
     mutating func module(_ entry: Configuration.ModuleEntry, position: Int, resolvedSoFar: [Module]) -> Module? {
@@ -168,17 +232,11 @@ public struct Validator {
             let label = "\(what) field \(entryField.pipeline) <-> \(entryField.crm)"
             if left == nil { problems.append("\(label): column \(pipeline.table).\(entryField.pipeline) does not exist") }
             if right == nil { problems.append("\(label): column \(crm.table).\(entryField.crm) does not exist") }
-            for (side, name) in [(Side.pipeline, entryField.pipeline), (.crm, entryField.crm)] {
-                if seen[side]!.contains(name) { problems.append("\(label): \(side.rawValue) column \(name) is mapped twice") }
-                seen[side]!.insert(name)
-                if name == (side == .pipeline ? pipeline.key.name : crm.key.name) {
-                    problems.append("\(label): the key column \(name) cannot be mapped; records are paired by links")
-                }
-            }
             guard let left, let right else { continue }
             if left.isGenerated || right.isGenerated {
                 problems.append("\(label): a generated column cannot be written")
             }
+            let name = entryField.name ?? (entryField.crm == entryField.pipeline ? entryField.crm : "\(entryField.pipeline):\(entryField.crm)")
             var kind = FieldKind.value
             if entryField.owner {
                 kind = .owner
@@ -192,18 +250,41 @@ public struct Validator {
                 if !left.accepts(parent.pipeline.key) || !right.accepts(parent.crm.key) {
                     problems.append("\(label): lookup columns (\(left.displayType), \(right.displayType)) cannot hold the keys of \(target) (\(parent.pipeline.key.displayType), \(parent.crm.key.displayType))")
                 }
+            } else if let parent = entryField.parent {
+                guard let reference = parentReference(parent, pipeline: pipeline, crm: crm, label: label, resolvedSoFar: resolvedSoFar) else { continue }
+                kind = .parent(reference)
+            } else if let map = entryField.valueMap {
+                guard let valueMap = valueMap(map, label: label) else { continue }
+                kind = .mapped(valueMap)
             } else if !right.accepts(left) || !left.accepts(right) {
                 problems.append("\(label): incompatible types \(left.displayType) and \(right.displayType)")
             }
-            fields.append(Field(name: entryField.crm == entryField.pipeline ? entryField.crm : "\(entryField.pipeline):\(entryField.crm)",
-                                pipeline: left, crm: right, kind: kind))
+            let field = Field(name: name, pipeline: left, crm: right, kind: kind)
+            for side in Side.allCases {
+                for column in field.columns(side) {
+                    if seen[side]!.contains(column.name) { problems.append("\(label): \(side.rawValue) column \(column.name) is mapped twice") }
+                    seen[side]!.insert(column.name)
+                    if column.name == (side == .pipeline ? pipeline.key.name : crm.key.name) {
+                        problems.append("\(label): the key column \(column.name) cannot be mapped; records are paired by links")
+                    }
+                    if ReferenceDefaults.isReminderOrRecurrence(column.name) {
+                        problems.append("\(label): \(column.name) holds a reminder or recurrence, which is never synced (R12)")
+                    }
+                }
+            }
+            fields.append(field)
+        }
+        for field in fields {
+            if case .mapped(let map) = field.kind, !fields.contains(where: { $0.name == map.contextField }) {
+                problems.append("\(what) field \(field.name): its value map depends on field \(map.contextField), which is not mapped")
+            }
         }
 
         // R8: every mandatory target field must be mapped, on both sides, since
         // records are created in both directions.
         for side in Side.allCases {
             let moduleSide = side == .pipeline ? pipeline : crm
-            let mapped = Set(fields.map { $0.column(side).name })
+            let mapped = Set(fields.flatMap { $0.columns(side).map(\.name) })
             let declared = catalog.declaredFields[moduleSide.table] ?? [:]
             for column in moduleSide.columns.values.sorted(by: { $0.name < $1.name }) {
                 if column.name == moduleSide.key.name || mapped.contains(column.name) || column.isGenerated { continue }
@@ -219,6 +300,6 @@ public struct Validator {
             }
         }
         return Module(name: entry.name, tab: entry.tab, position: position, pipeline: pipeline, crm: crm,
-                      match: match, fields: fields)
+                      match: match, fields: fields, requiresParent: entry.requiresParent)
     }
 }

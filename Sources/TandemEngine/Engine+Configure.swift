@@ -27,6 +27,26 @@ extension Engine {
                 let extra = permissionProblems.map { "  - " + $0 }.joined(separator: "\n")
                 throw TandemError(.config, configurationError.message + (extra.isEmpty ? "" : "\n" + extra))
             }
+            // Value maps: every value either app allows must have a mapping (R8).
+            var valueProblems: [String] = []
+            for module in integration?.modules ?? [] {
+                for field in module.fields {
+                    guard case .mapped(let map) = field.kind else { continue }
+                    var domains: [Side: [(context: String, value: String)]] = [:]
+                    for side in Side.allCases {
+                        let domain = map.domain(side)
+                        domains[side] = try connection.execute("""
+                            SELECT DISTINCT d.\(identifier: domain.contextColumn)::text, d.\(identifier: domain.valueColumn)::text
+                              FROM \(qualified: domain.table.schema, domain.table.name) d
+                            """).rows.compactMap { row in row[0].flatMap { context in row[1].map { (context, $0) } } }
+                    }
+                    valueProblems += Validator.valueMapProblems(field: field.name, module: module.name, map: map, domains: domains)
+                }
+            }
+            if !valueProblems.isEmpty {
+                let extra = permissionProblems.map { "  - " + $0 }
+                throw TandemError(.config, summary: "configuration is not valid:", problems: valueProblems + extra)
+            }
             if !permissionProblems.isEmpty {
                 throw TandemError(.permission, summary: "the integration cannot be set up:", problems: permissionProblems)
             }
@@ -190,6 +210,20 @@ extension Engine {
                        crm_table = EXCLUDED.crm_table, crm_key = EXCLUDED.crm_key, crm_view = EXCLUDED.crm_view
                 """)
             try connection.execute("DELETE FROM tandem.field_mappings WHERE integration_id = \(id) AND module = \(module.name)")
+            try connection.execute("DELETE FROM tandem.value_maps WHERE integration_id = \(id) AND module = \(module.name)")
+            for field in module.fields {
+                guard case .mapped(let map) = field.kind else { continue }
+                for (direction, contexts) in [("to_crm", map.toCRM), ("to_pipeline", map.toPipeline)] {
+                    for (context, pairs) in contexts {
+                        for (source, target) in pairs {
+                            try connection.execute("""
+                                INSERT INTO tandem.value_maps (integration_id, module, field, direction, context, source_value, target_value)
+                                VALUES (\(id), \(module.name), \(field.name), \(direction), \(context), \(source), \(target))
+                                """)
+                        }
+                    }
+                }
+            }
             for field in module.fields {
                 try connection.execute("""
                     INSERT INTO tandem.field_mappings (integration_id, module, field, pipeline_column, crm_column, kind, lookup_module)

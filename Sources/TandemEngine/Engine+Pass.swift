@@ -129,7 +129,7 @@ extension Engine {
             })
         var linkedModules: Set<String> = []
         for compiler in bound.compilers where syncing.contains(compiler.module.tab.rawValue) {
-            let parents = Set(compiler.module.fields.compactMap(\.lookupModule))
+            let parents = compiler.module.fields.reduce(into: Set<String>()) { $0.formUnion($1.parentModules) }
             if !parents.isDisjoint(with: linkedModules) {
                 try connection.execute(compiler.retryWaiting)
             } else if counts[compiler.module.name] == nil {

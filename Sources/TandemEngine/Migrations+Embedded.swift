@@ -62,12 +62,12 @@ CREATE TABLE tandem.field_mappings (
     field           text NOT NULL,
     pipeline_column text NOT NULL,
     crm_column      text NOT NULL,
-    kind            text NOT NULL CONSTRAINT field_mappings_kind_check CHECK (kind IN ('value', 'lookup', 'owner', 'value_map')),
+    kind            text NOT NULL CONSTRAINT field_mappings_kind_check CHECK (kind IN ('value', 'lookup', 'owner', 'value_map', 'parent')),
     lookup_module   text,
     CONSTRAINT field_mappings_pk PRIMARY KEY (integration_id, module, field),
     CONSTRAINT field_mappings_module_fk FOREIGN KEY (integration_id, module) REFERENCES tandem.module_pairs ON DELETE CASCADE
 );
-COMMENT ON TABLE tandem.field_mappings IS 'Mapped fields of a module pair (R8): a plain value, a lookup translated through the links, or an owner matched by email (R13).';
+COMMENT ON TABLE tandem.field_mappings IS 'Mapped fields of a module pair (R8): a plain value, a lookup translated through the links, an owner matched by email (R13), a value map (stages), or a parent that may be one of several modules (R11).';
 
 CREATE TABLE tandem.links (
     link_id         bigserial CONSTRAINT links_pk PRIMARY KEY,
@@ -407,6 +407,60 @@ SELECT i.name AS integration, e.event_id, e.type, e.tab, e.payload, e.created_at
   FROM tandem.events e
   JOIN tandem.integrations i ON i.integration_id = e.integration_id;
 COMMENT ON VIEW tandem.event_history IS 'Notifications such as initial_sync_complete (R10), newest last.';
+"""#),
+        Migration(version: 4, name: "0004_value_maps", sql: #"""
+-- 0004: value maps, for fields whose values differ between the apps (a deal's
+-- stage): per context (the pipeline) and direction, source value -> target value.
+
+CREATE TABLE tandem.value_maps (
+    integration_id  bigint NOT NULL CONSTRAINT value_maps_integration_fk REFERENCES tandem.integrations ON DELETE CASCADE,
+    module          text NOT NULL,
+    field           text NOT NULL,
+    direction       text NOT NULL CONSTRAINT value_maps_direction_check CHECK (direction IN ('to_crm', 'to_pipeline')),
+    context         text NOT NULL,
+    source_value    text NOT NULL,
+    target_value    text NOT NULL,
+    CONSTRAINT value_maps_pk PRIMARY KEY (integration_id, module, field, direction, context, source_value)
+);
+COMMENT ON TABLE tandem.value_maps IS 'Value maps of mapped fields (stages per pipeline): what a value of one app becomes in the other, per context and direction. Validation makes sure every allowed value has one.';
+
+-- A pipeline-app value in canonical form is the CRM value it maps to, or
+-- {"unmapped": value, "context": ...} when it has none: writing that fails
+-- the record with a clear reason (B6) instead of writing NULL.
+CREATE FUNCTION tandem._mapped_value(canonical jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF jsonb_typeof(canonical) = 'object' THEN
+        RAISE EXCEPTION 'pipeline app value ''%'' (in %) has no mapping to the CRM app',
+              canonical ->> 'unmapped', canonical ->> 'context'
+              USING ERRCODE = 'data_exception', HINT = 'add it to the field''s value map and configure again';
+    END IF;
+    RETURN canonical #>> '{}';
+END
+$$;
+COMMENT ON FUNCTION tandem._mapped_value(jsonb) IS 'The CRM value of a mapped field''s canonical form; fails the record when the pipeline value has no mapping.';
+
+CREATE FUNCTION tandem._map_value(integration bigint, module_name text, field_name text, context_value text, crm_value text)
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    mapped text;
+BEGIN
+    IF crm_value IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT vm.target_value INTO mapped
+      FROM tandem.value_maps vm
+     WHERE vm.integration_id = integration AND vm.module = module_name AND vm.field = field_name
+       AND vm.direction = 'to_pipeline' AND vm.context = context_value AND vm.source_value = crm_value;
+    IF mapped IS NULL THEN
+        RAISE EXCEPTION 'CRM app value ''%'' (in %) of %.% has no mapping to the pipeline app',
+              crm_value, context_value, module_name, field_name
+              USING ERRCODE = 'data_exception', HINT = 'add it to the field''s value map and configure again';
+    END IF;
+    RETURN mapped;
+END
+$$;
+COMMENT ON FUNCTION tandem._map_value(bigint, text, text, text, text) IS 'The pipeline-app value of a CRM value of a mapped field, in its context; fails the record when there is none.';
 """#),
     ]
 }

@@ -118,6 +118,18 @@ public final class TestDatabase {
         return engine
     }
 
+    /// All four tabs configured, activated in order and synced.
+    public static let allTabsConfig = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"tabs":{"contacts_companies":{},"pipelines_products":{},"activities":{},"notes":{}}}"#
+
+    public func allTabsEngine(config: String = TestDatabase.allTabsConfig) throws -> Engine {
+        let engine = try syncedEngine(config: config)
+        for tab in ["pipelines_products", "activities", "notes"] {
+            try engine.activate(tab)
+            try engine.passUntilQuiet()
+        }
+        return engine
+    }
+
     @discardableResult
     public func execute(_ statement: SQL) throws -> QueryResult { try sql.execute(statement) }
 

@@ -58,12 +58,12 @@ CREATE TABLE tandem.field_mappings (
     field           text NOT NULL,
     pipeline_column text NOT NULL,
     crm_column      text NOT NULL,
-    kind            text NOT NULL CONSTRAINT field_mappings_kind_check CHECK (kind IN ('value', 'lookup', 'owner', 'value_map')),
+    kind            text NOT NULL CONSTRAINT field_mappings_kind_check CHECK (kind IN ('value', 'lookup', 'owner', 'value_map', 'parent')),
     lookup_module   text,
     CONSTRAINT field_mappings_pk PRIMARY KEY (integration_id, module, field),
     CONSTRAINT field_mappings_module_fk FOREIGN KEY (integration_id, module) REFERENCES tandem.module_pairs ON DELETE CASCADE
 );
-COMMENT ON TABLE tandem.field_mappings IS 'Mapped fields of a module pair (R8): a plain value, a lookup translated through the links, or an owner matched by email (R13).';
+COMMENT ON TABLE tandem.field_mappings IS 'Mapped fields of a module pair (R8): a plain value, a lookup translated through the links, an owner matched by email (R13), a value map (stages), or a parent that may be one of several modules (R11).';
 
 CREATE TABLE tandem.links (
     link_id         bigserial CONSTRAINT links_pk PRIMARY KEY,
