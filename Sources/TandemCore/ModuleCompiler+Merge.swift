@@ -9,6 +9,8 @@ import TandemPostgres
 ///  - changed on both sides to the same value, or on neither: nothing is written.
 /// Fresh pairs (just created) are not merged; matched pairs have no mirror yet,
 /// so every field that differs between them is a conflict decided by the policy.
+/// (`OFFSET 0` keeps each level a subquery: every canonical value is computed
+/// once instead of being pasted into each decision that uses it.)
 extension ModuleCompiler {
     /// Fills the work table from the pairs: canonical values of both sides,
     /// their mirrors, and what to do with each field.
@@ -71,7 +73,7 @@ extension ModuleCompiler {
                         LEFT JOIN tandem.mirrors m ON m.link_id = pr.link_id
                         \(pipeline.joins)
                         \(crm.joins)
-                    ) s) d
+                       OFFSET 0) s OFFSET 0) d
             """
     }
 
@@ -188,26 +190,26 @@ extension ModuleCompiler {
     }
 
     /// Linked records whose lookups point to parents not linked yet wait (R11).
-    public var rememberWaitingPairs: SQL {
-        """
-        INSERT INTO tandem.waiting_records (integration_id, module, side, record_id)
-        SELECT \(Self.integrationID), \(moduleName), x.side, x.record_id
-          FROM \(raw: workTable) w
-         CROSS JOIN LATERAL (VALUES ('pipeline', w.p_id, w.p_wait), ('crm', w.c_id, w.c_wait)) x(side, record_id, waits)
-         WHERE x.waits AND w.p_exists AND w.c_exists
-        ON CONFLICT DO NOTHING
-        """
+    public func rememberWaitingPairs(_ side: Side) -> SQL {
+        let id = side == .pipeline ? "w.p_id" : "w.c_id"
+        let waits = side == .pipeline ? "w.p_wait" : "w.c_wait"
+        return rememberWaiting(side, from: "\(raw: workTable) w", id: "\(raw: id)", condition: "\(raw: waits) AND w.p_exists AND w.c_exists")
     }
 
-    /// Counts for the run record: one row.
-    public var workSummary: SQL {
-        """
-        SELECT count(*) FILTER (WHERE origin = 'matched'),
-               count(*) FILTER (WHERE to_pipeline AND NOT failed),
-               count(*) FILTER (WHERE to_crm AND NOT failed),
-               coalesce(sum((\(raw: module.fields.indices.map { "conflict_f\($0)::int" }.joined(separator: " + ").isEmpty ? "0" : module.fields.indices.map { "conflict_f\($0)::int" }.joined(separator: " + ")))), 0),
-               count(*) FILTER (WHERE (p_wait OR c_wait) AND p_exists AND c_exists)
-          FROM \(raw: workTable)
-        """
+    /// What the merge decided, in one row, so that a pass runs only the
+    /// statements that have something to do: rows, matched, to_pipeline,
+    /// to_crm, conflicts, unwritten mirrors, deleted, waiting (pipeline, crm).
+    public var workPlan: SQL {
+        let conflicts = module.fields.indices.map { "conflict_f\($0)::int" }.joined(separator: " + ")
+        return """
+            SELECT count(*), count(*) FILTER (WHERE origin = 'matched'),
+                   count(*) FILTER (WHERE to_pipeline), count(*) FILTER (WHERE to_crm),
+                   coalesce(sum(\(raw: conflicts.isEmpty ? "0" : conflicts)), 0),
+                   count(*) FILTER (WHERE dirty AND p_exists AND c_exists AND NOT p_wait AND NOT c_wait AND NOT to_crm AND NOT to_pipeline),
+                   count(*) FILTER (WHERE NOT p_exists OR NOT c_exists),
+                   count(*) FILTER (WHERE p_wait AND p_exists AND c_exists),
+                   count(*) FILTER (WHERE c_wait AND p_exists AND c_exists)
+              FROM \(raw: workTable)
+            """
     }
 }

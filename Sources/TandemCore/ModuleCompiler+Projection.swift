@@ -14,6 +14,9 @@ struct Projection {
     var joins: SQL = ""
     /// True when the record refers to a parent that is not linked yet.
     var waiting: SQL = "false"
+    /// Each parent the record may wait for: its module, its id on this side,
+    /// and whether the record waits for it.
+    var parents: [(module: String, id: SQL, waits: SQL)] = []
 }
 
 extension ModuleCompiler {
@@ -35,6 +38,7 @@ extension ModuleCompiler {
                     """
                 projection.canonical.append("CASE WHEN \(column) IS NULL THEN NULL ELSE to_jsonb(\(raw: link).link_id) END")
                 waiting.append("(\(column) IS NOT NULL AND \(raw: link).link_id IS NULL)")
+                projection.parents.append((parent, "\(column)::text", "(\(column) IS NOT NULL AND \(raw: link).link_id IS NULL)"))
             case .owner:
                 let user = "\(alias)_ow\(index)"
                 projection.joins += """
@@ -72,6 +76,7 @@ extension ModuleCompiler {
                         """
                     cases.append("WHEN \(condition) THEN jsonb_build_array(\(literal: option.module), \(raw: link).link_id)")
                     waiting.append("(\(condition) AND \(raw: link).link_id IS NULL)")
+                    projection.parents.append((option.module, "\(raw: alias).\(identifier: option.idColumn.name)::text", "(\(condition) AND \(raw: link).link_id IS NULL)"))
                 }
                 projection.canonical.append(cases.isEmpty ? "NULL::jsonb" : "CASE \(SQL.join(cases, separator: " ")) END")
             }

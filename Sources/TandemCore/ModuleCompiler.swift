@@ -70,29 +70,50 @@ public struct ModuleCompiler: Sendable {
                  "failed boolean NOT NULL DEFAULT false"]
         var statements: [SQL] = [
             "DROP TABLE IF EXISTS \(raw: pairsTable), \(raw: workTable), \(raw: createTable(.pipeline)), \(raw: createTable(.crm))",
-            "CREATE TEMP TABLE \(raw: pairsTable) (link_id bigint PRIMARY KEY, p_id text NOT NULL, c_id text NOT NULL, origin text NOT NULL) ON COMMIT DELETE ROWS",
-            "CREATE TEMP TABLE \(raw: workTable) (\(raw: work.joined(separator: ", "))) ON COMMIT DELETE ROWS",
+            "CREATE TEMP TABLE \(raw: pairsTable) (link_id bigint PRIMARY KEY, p_id text NOT NULL, c_id text NOT NULL, origin text NOT NULL)",
+            "CREATE TEMP TABLE \(raw: workTable) (\(raw: work.joined(separator: ", ")))",
         ]
         for side in Side.allCases {
-            statements.append("CREATE TEMP TABLE \(raw: createTable(side)) (src_id text PRIMARY KEY, new_id text NOT NULL, waiting boolean NOT NULL, failed boolean NOT NULL DEFAULT false) ON COMMIT DELETE ROWS")
+            statements.append("CREATE TEMP TABLE \(raw: createTable(side)) (src_id text PRIMARY KEY, new_id text NOT NULL, waiting boolean NOT NULL, failed boolean NOT NULL DEFAULT false)")
         }
         return statements
     }
 
     // MARK: - Gathering the work
 
-    /// Waiting records of this module come back as candidates (after a parent
-    /// was linked in this pass).
+    /// Waiting records of this module whose parent was linked in this pass
+    /// come back as candidates: proportional to the new links, not to the
+    /// number of records waiting.
     public var retryWaiting: SQL {
         """
         WITH back AS (
           DELETE FROM tandem.waiting_records w
-           WHERE w.integration_id = \(Self.integrationID) AND w.module = \(moduleName)
+           USING _tandem_new_links nl JOIN tandem.links l ON l.link_id = nl.link_id
+           WHERE w.integration_id = \(Self.integrationID) AND w.module = \(moduleName) AND w.parent_module = nl.module
+             AND ((w.side = 'pipeline' AND w.parent_id = l.pipeline_id) OR (w.side = 'crm' AND w.parent_id = l.crm_id))
           RETURNING w.side, w.record_id)
         INSERT INTO _tandem_candidates (module, side, record_id)
-        SELECT \(moduleName), side, record_id FROM back ON CONFLICT DO NOTHING
+        SELECT DISTINCT \(moduleName), side, record_id FROM back ON CONFLICT DO NOTHING
         """
     }
+
+    /// Candidates are judged again: what they waited for before is forgotten,
+    /// and what they still wait for is remembered anew in this pass.
+    public var forgetWaiting: SQL {
+        """
+        DELETE FROM tandem.waiting_records w USING _tandem_candidates c
+         WHERE w.integration_id = \(Self.integrationID) AND w.module = \(moduleName)
+           AND c.module = \(moduleName) AND w.side = c.side AND w.record_id = c.record_id
+        """
+    }
+
+    /// Empties this module's work tables before a pass uses them (cheaper
+    /// than emptying every temporary table at every commit).
+    public var clearWork: [SQL] {
+        [pairsTable, workTable, createTable(.pipeline), createTable(.crm)].map { "DELETE FROM \(raw: $0)" }
+    }
+
+    public var temporaryTableNames: [String] { [pairsTable, workTable, createTable(.pipeline), createTable(.crm)] }
 
     /// One chunk of the initial sync: the next `limit` unlinked keys after
     /// `after` (nil: from the start). Records linked earlier in this initial
@@ -240,13 +261,25 @@ public struct ModuleCompiler: Sendable {
             """
     }
 
-    /// Candidates that wait for a parent are remembered (R11).
+    /// Candidates that wait for a parent are remembered, with the parent (R11).
     public func rememberWaitingCreates(from side: Side) -> SQL {
-        """
-        INSERT INTO tandem.waiting_records (integration_id, module, side, record_id)
-        SELECT \(Self.integrationID), \(moduleName), \(literal: side.rawValue), src_id
-          FROM \(raw: createTable(side)) WHERE waiting
-        ON CONFLICT DO NOTHING
-        """
+        rememberWaiting(side, from: "\(raw: createTable(side)) w", id: "w.src_id", condition: "w.waiting")
+    }
+
+    /// Records of `side` that wait, one row per parent they wait for.
+    func rememberWaiting(_ side: Side, from source: SQL, id: SQL, condition: SQL) -> SQL {
+        let projection = projection(side, alias: "r")
+        guard !projection.parents.isEmpty else { return "SELECT 1 WHERE false" }
+        let parents = projection.parents.map { "(\(literal: $0.module), \($0.id), \($0.waits))" as SQL }
+        return """
+            INSERT INTO tandem.waiting_records (integration_id, module, side, record_id, parent_module, parent_id)
+            SELECT \(Self.integrationID), \(moduleName), \(literal: side.rawValue), \(id), x.parent_module, x.parent_id
+              FROM \(source)
+              JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, id))
+              \(projection.joins)
+             CROSS JOIN LATERAL (VALUES \(SQL.join(parents, separator: ", "))) x(parent_module, parent_id, waits)
+             WHERE \(condition) AND x.waits
+            ON CONFLICT DO NOTHING
+            """
     }
 }

@@ -255,12 +255,12 @@ extension Engine {
             """)
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS _tandem_candidates (
-                module text, side text, record_id text, PRIMARY KEY (module, side, record_id)) ON COMMIT DELETE ROWS
+                module text, side text, record_id text, PRIMARY KEY (module, side, record_id))
             """)
-        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_new_links (module text, link_id bigint) ON COMMIT DELETE ROWS")
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_new_links (module text, link_id bigint)")
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS _tandem_failed (
-                module text, side text, record_id text, operation text, sqlstate text, message text) ON COMMIT DELETE ROWS
+                module text, side text, record_id text, operation text, sqlstate text, message text)
             """)
         let compilers = integration.modules.map { ModuleCompiler(integration: integration, module: $0) }
         for compiler in compilers {

@@ -74,7 +74,7 @@ extension Engine {
                                    'matched', (SELECT count(*) FROM tandem.links l WHERE l.integration_id = i.integration_id AND l.module = m.module AND l.origin = 'matched'),
                                    'created_in_crm', (SELECT count(*) FROM tandem.links l WHERE l.integration_id = i.integration_id AND l.module = m.module AND l.origin = 'pipeline'),
                                    'created_in_pipeline', (SELECT count(*) FROM tandem.links l WHERE l.integration_id = i.integration_id AND l.module = m.module AND l.origin = 'crm'),
-                                   'waiting', (SELECT count(*) FROM tandem.waiting_records w WHERE w.integration_id = i.integration_id AND w.module = m.module),
+                                   'waiting', (SELECT count(DISTINCT (w.side, w.record_id)) FROM tandem.waiting_records w WHERE w.integration_id = i.integration_id AND w.module = m.module),
                                    'errors', (SELECT count(*) FROM tandem.record_failures f WHERE f.integration_id = i.integration_id AND f.module = m.module AND f.resolved_at IS NULL))), '{}')
                                    FROM unnest(string_to_array(\(names), ',')) AS m(module)),
                      'seconds', round(extract(epoch FROM clock_timestamp() - t.activated_at)::numeric, 3))::text

@@ -73,6 +73,10 @@ extension Engine {
         var summary = PassSummary()
         try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         try connection.execute("SET LOCAL tandem.applying = 'on'")
+        // The compiled statements start from the small set of records at hand
+        // and reach the big tables by key: keep the written join order, which
+        // also spares the planner a search over a dozen joins per statement.
+        try connection.execute("SET LOCAL join_collapse_limit = 1")
         let id = bound.id
 
         // The cursor is the snapshot of the last pass that read changes: read
@@ -83,6 +87,9 @@ extension Engine {
             """)
         guard let current = snapshot.scalar else {
             throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again")
+        }
+        for table in ["_tandem_candidates", "_tandem_new_links", "_tandem_failed"] {
+            try connection.execute("DELETE FROM \(raw: table)")
         }
         let states = try tabStates(id)
         let syncing = Set(states.filter { TabState(rawValue: $0.value.state)?.isSyncing == true }.keys)
@@ -130,12 +137,15 @@ extension Engine {
         var linkedModules: Set<String> = []
         for compiler in bound.compilers where syncing.contains(compiler.module.tab.rawValue) {
             let parents = compiler.module.fields.reduce(into: Set<String>()) { $0.formUnion($1.parentModules) }
+            var candidates = counts[compiler.module.name] ?? 0
             if !parents.isDisjoint(with: linkedModules) {
-                try connection.execute(compiler.retryWaiting)
-            } else if counts[compiler.module.name] == nil {
-                continue
+                candidates += Int64(try connection.execute(compiler.retryWaiting).affected)
             }
-            let newLinks = try syncModule(compiler, summary: &summary)
+            if candidates == 0 { continue }
+            summary.changesRead += counts[compiler.module.name] == nil ? candidates : 0
+            for statement in compiler.clearWork { try connection.execute(statement) }
+            try connection.execute(compiler.forgetWaiting)
+            let newLinks = try syncModule(compiler, candidates: candidates, summary: &summary)
             if newLinks > 0 { linkedModules.insert(compiler.module.name) }
         }
 
@@ -158,6 +168,11 @@ extension Engine {
             """)
         if let chunk { try finishChunk(bound, chunk, events: &events) }
         try connection.execute("COMMIT")
+        // A large pass leaves large temporary tables: empty them for real.
+        if summary.changesRead > 5_000 {
+            let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed"] + bound.compilers.flatMap(\.temporaryTableNames)
+            try connection.execute("TRUNCATE \(raw: names.joined(separator: ", "))")
+        }
         events.append(Self.json([
             "type": "sync_pass", "integration": bound.integration.name, "kind": chunk == nil ? "incremental" : "initial_sync",
             "changes_read": summary.changesRead, "matched": summary.matched,
@@ -169,54 +184,70 @@ extension Engine {
         return summary
     }
 
-    /// Runs the compiled statements of one module. Returns the links made.
-    func syncModule(_ compiler: ModuleCompiler, summary: inout PassSummary) throws -> Int64 {
+    /// Runs the compiled statements of one module, skipping those that have
+    /// nothing to do. Returns the links made.
+    func syncModule(_ compiler: ModuleCompiler, candidates: Int64, summary: inout PassSummary) throws -> Int64 {
         var newLinks: Int64 = 0
-        try connection.execute(compiler.linkedPairs)
-        for side in Side.allCases {
-            if let match = compiler.match(from: side) {
-                let matched = Int64(try connection.execute(match).affected)
-                summary.matched += matched
-                newLinks += matched
+        let linked = Int64(try connection.execute(compiler.linkedPairs).affected)
+        if candidates > linked {
+            // Some candidates have no link yet: match them (B3), else copy them.
+            for side in Side.allCases {
+                if let match = compiler.match(from: side) {
+                    let matched = Int64(try connection.execute(match).affected)
+                    summary.matched += matched
+                    newLinks += matched
+                }
+            }
+            for side in Side.allCases {
+                let prepared = try connection.execute(compiler.prepareCreate(from: side)).affected
+                if prepared == 0 { continue }
+                try connection.execute("ANALYZE \(raw: compiler.createTable(side))")
+                _ = try apply(compiler.create(from: side), compiler: compiler)
+                let created = Int64(try connection.execute(compiler.linkCreated(from: side)).affected)
+                if side == .pipeline { summary.createdInCRM += created } else { summary.createdInPipeline += created }
+                newLinks += created
+                summary.waiting += Int64(try connection.execute(compiler.rememberWaitingCreates(from: side)).affected)
             }
         }
-        for side in Side.allCases {
-            try connection.execute(compiler.prepareCreate(from: side))
-            try apply(compiler.create(from: side), compiler: compiler)
-            let created = Int64(try connection.execute(compiler.linkCreated(from: side)).affected)
-            if side == .pipeline { summary.createdInCRM += created } else { summary.createdInPipeline += created }
-            newLinks += created
-            try connection.execute(compiler.rememberWaitingCreates(from: side))
-        }
+        try connection.execute("ANALYZE \(raw: compiler.pairsTable)")
         try connection.execute(compiler.buildWork)
-        try connection.execute(compiler.recordConflicts)
-        try apply(compiler.update(.crm), compiler: compiler)
-        try apply(compiler.update(.pipeline), compiler: compiler)
-        try connection.execute(compiler.mirrorUnwritten)
-        try connection.execute(compiler.mirrorWritten)
-        try connection.execute(compiler.markDeleted)
-        try connection.execute(compiler.rememberWaitingPairs)
-        let counts = try connection.execute(compiler.workSummary).rows.first ?? []
-        let number = { (index: Int) -> Int64 in counts.count > index ? (counts[index].flatMap { Int64($0) } ?? 0) : 0 }
-        summary.updatedInPipeline += number(1)
-        summary.updatedInCRM += number(2)
-        summary.conflicts += number(3)
-        summary.waiting += number(4)
-        summary.waiting += Int64(try connection.execute("""
-            SELECT (SELECT count(*) FROM \(raw: compiler.createTable(.pipeline)) WHERE waiting)
-                 + (SELECT count(*) FROM \(raw: compiler.createTable(.crm)) WHERE waiting)
-            """).scalar.flatMap { Int($0) } ?? 0)
+        let plan = (try connection.execute(compiler.workPlan).rows.first ?? []).map { $0.flatMap { Int64($0) } ?? 0 }
+        guard plan.count == 9, plan[0] > 0 else { return newLinks }
+        let (toPipeline, toCRM, conflicts, unwritten, deleted) = (plan[2], plan[3], plan[4], plan[5], plan[6])
+        if plan[0] > 100 { try connection.execute("ANALYZE \(raw: compiler.workTable)") }
+        if conflicts > 0 { try connection.execute(compiler.recordConflicts) }
+        var failed: Int64 = 0
+        if toCRM > 0 { failed += try apply(compiler.update(.crm), compiler: compiler) }
+        if toPipeline > 0 { failed += try apply(compiler.update(.pipeline), compiler: compiler) }
+        if unwritten > 0 { try connection.execute(compiler.mirrorUnwritten) }
+        if toCRM + toPipeline > 0 { try connection.execute(compiler.mirrorWritten) }
+        if deleted > 0 { try connection.execute(compiler.markDeleted) }
+        if plan[7] > 0 { try connection.execute(compiler.rememberWaitingPairs(.pipeline)) }
+        if plan[8] > 0 { try connection.execute(compiler.rememberWaitingPairs(.crm)) }
+        if failed > 0 {
+            let written = try connection.execute("""
+                SELECT count(*) FILTER (WHERE to_pipeline AND NOT failed), count(*) FILTER (WHERE to_crm AND NOT failed) FROM \(raw: compiler.workTable)
+                """).rows.first ?? []
+            summary.updatedInPipeline += written.first.flatMap { $0.flatMap { Int64($0) } } ?? 0
+            summary.updatedInCRM += written.count > 1 ? (written[1].flatMap { Int64($0) } ?? 0) : 0
+        } else {
+            summary.updatedInPipeline += toPipeline
+            summary.updatedInCRM += toCRM
+        }
+        summary.conflicts += conflicts
+        summary.waiting += plan[7] + plan[8]
         return newLinks
     }
 
     /// Runs an apply statement set-based; if it fails, runs it record by record
     /// on the server and keeps the failures as record errors (B6).
-    func apply(_ statement: ApplyStatement, compiler: ModuleCompiler) throws {
+    @discardableResult
+    func apply(_ statement: ApplyStatement, compiler: ModuleCompiler) throws -> Int64 {
         try connection.execute("SAVEPOINT tandem_apply")
         do {
             try connection.execute(statement.sql)
             try connection.execute("RELEASE SAVEPOINT tandem_apply")
-            return
+            return 0
         } catch let error as PostgresError where error.kind == .statement && error.isRecordError {
             try connection.execute("ROLLBACK TO SAVEPOINT tandem_apply")
         }
@@ -224,7 +255,7 @@ extension Engine {
         let recordID: SQL = statement.workKey == "link_id"
             ? "(SELECT \(raw: statement.source == .pipeline ? "p_id" : "c_id") FROM \(raw: statement.workTable) w WHERE w.link_id = e.failed_key::bigint)"
             : "e.failed_key"
-        try connection.execute("""
+        let failed = try connection.execute("""
             WITH failed AS (
               INSERT INTO _tandem_failed (module, side, record_id, operation, sqlstate, message)
               SELECT \(compiler.module.name), \(statement.source.rawValue), \(recordID), \(statement.operation),
@@ -232,13 +263,14 @@ extension Engine {
                 FROM tandem._apply_each(\(text), \(statement.workTable)::regclass, \(statement.workKey)) e
               RETURNING record_id)
             SELECT count(*) FROM failed
-            """)
+            """).scalar.flatMap { Int64($0) } ?? 0
         try connection.execute("""
             UPDATE \(raw: statement.workTable) w SET failed = true
               FROM _tandem_failed f
              WHERE f.module = \(compiler.module.name) AND f.side = \(statement.source.rawValue) AND f.operation = \(statement.operation)
                AND f.record_id = \(raw: statement.workKey == "link_id" ? (statement.source == .pipeline ? "w.p_id" : "w.c_id") : "w.src_id")
             """)
+        return failed
     }
 
     /// Failures are kept with a growing back-off; records that went through

@@ -29,9 +29,16 @@ struct Demo {
           "initial_sync_chunk": 1000,
           "pipeline": {"schema": "pipeline", "acting_user": "admin@example.com"},
           "crm": {"schema": "crm", "acting_user": "admin@example.com"},
-          "tabs": {"contacts_companies": {"views": {"companies": "all_accounts", "contacts": "all_contacts"}}}
+          "tabs": {
+            "contacts_companies": {"views": {"companies": "all_accounts", "contacts": "contacts_with_email"}},
+            "pipelines_products": {"views": {"products": "all_products", "deals": "open_deals"}},
+            "activities": {},
+            "notes": {}
+          }
         }
         """
+
+    static let tabs = ["contacts_companies", "pipelines_products", "activities", "notes"]
 
     func run() throws {
         let sql = try Connection(conninfo: conninfo)
@@ -57,17 +64,24 @@ struct Demo {
             SELECT 'CRM app', (SELECT count(*) FROM crm.accounts), (SELECT count(*) FROM crm.contacts), (SELECT edition FROM crm.org)
             """)
 
-        heading("2. Configure Contacts & Companies (default mapping) and activate it")
+        heading("2. Configure the four tabs (default mappings) and activate them in order")
         let engine = try Engine(conninfo: conninfo)
         try engine.install()
         say("Configuration:\n\(Demo.config)")
         try engine.configure(Demo.config)
-        say("Validated against the live catalog: tables, columns, types, mandatory fields (R8); admin@example.com is Administrator + CEO in both apps (R5); the pipeline app's edition is allowed (R6).")
-        let totals = try sql.execute("""
-            SELECT (SELECT count(*) FROM pipeline.companies), (SELECT count(*) FROM crm.all_accounts),
-                   (SELECT count(*) FROM pipeline.contacts), (SELECT count(*) FROM crm.all_contacts)
-            """).rows.first!.map { Int($0 ?? "0") ?? 0 }
-        let sizes = ["companies/pipeline": totals[0], "companies/crm": totals[1], "contacts/pipeline": totals[2], "contacts/crm": totals[3]]
+        say("Validated against the live catalog: tables, columns, types, mandatory fields and every stage of both apps (R8); admin@example.com is Administrator + CEO in both apps (R5); the pipeline app's edition is allowed (R6).")
+        do {
+            try engine.activate("notes")
+        } catch let error as TandemError {
+            say("Activating notes first is refused (R2): \(error.message)")
+        }
+        var sizes: [String: Int] = [:]
+        for module in engine.integration?.modules ?? [] {
+            for side in Side.allCases {
+                let source = side == .crm ? (module.crm.view ?? module.crm.table) : module.pipeline.table
+                sizes["\(module.name)/\(side.rawValue)"] = Int(try sql.execute("SELECT count(*) FROM \(qualified: source.schema, source.name)").scalar ?? "0") ?? 0
+            }
+        }
         engine.eventHandler = { event in
             guard let object = Demo.object(event) else { return }
             switch object["type"] as? String {
@@ -77,54 +91,73 @@ struct Demo {
                 // Records matched or copied from the other side are not read again.
                 let total = object["done"] as? Bool == true ? max(read, 1) : max(sizes[key] ?? read, read, 1)
                 let bar = String(repeating: "#", count: min(30, 30 * read / total)).padding(toLength: 30, withPad: ".", startingAt: 0)
-                print("   \(key.padding(toLength: 19, withPad: " ", startingAt: 0)) [\(bar)] \(read)/\(total)")
+                print("   \(key.padding(toLength: 22, withPad: " ", startingAt: 0)) [\(bar)] \(read)")
             case "initial_sync_complete":
                 print("   event: \(event)")
             default: break
             }
+            fflush(nil)
         }
-        let activated = Date()
-        try engine.activate("contacts_companies")
-        try engine.passUntilQuiet()
-        say("Initial sync complete in \(seconds(since: activated)): records on both sides were matched (B3: contacts by email, companies by name, ignoring case and spaces), the rest copied, all linked.")
-        try table(sql, "SELECT module, origin, count(*) AS links FROM tandem.links GROUP BY 1, 2 ORDER BY 1, 2")
+        for tab in Demo.tabs {
+            let activated = Date()
+            try engine.activate(tab)
+            try engine.passUntilQuiet()
+            say("\(tab): initial sync complete in \(seconds(since: activated)).\n")
+        }
+        say("Records on both sides were matched, not copied (B3: contacts by email, companies by name, products by code, ignoring case and spaces); the rest were copied; all are linked. CRM contacts without an email and closed CRM deals are outside the selected views (R7), so the activities and notes attached to them wait for their parent (R11).")
+        try table(sql, "SELECT tab, module, origin, count(*) AS links FROM tandem.linked_records GROUP BY 1, 2, 3 ORDER BY min(link_id), 3")
+        try table(sql, "SELECT tab, state, linked_records, waiting_records, open_errors FROM tandem.tab_status ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab)")
 
-        heading("3. Live two-way propagation (LISTEN/NOTIFY, the engine following in the background)")
+        heading("3. Live two-way propagation in every tab (LISTEN/NOTIFY, the engine following in the background)")
         engine.eventHandler = nil
         let follower = Follower(engine)
         follower.start()
         var latencies: [Double] = []
-        let edits: [(String, SQL, SQL)] = [
-            ("pipeline app: a contact's phone",
-             "UPDATE pipeline.contacts SET phone = \("+1 555 \(Int.random(in: 1000...9999))") WHERE id = 1 RETURNING phone",
-             "SELECT c.phone FROM crm.contacts c JOIN tandem.links l ON l.module = 'contacts' AND l.crm_id = c.id::text WHERE l.pipeline_id = '1'"),
-            ("CRM app: an account's website",
-             "UPDATE crm.accounts SET website = \("https://example-\(Int.random(in: 100...999)).com") WHERE id = 2 RETURNING website",
-             "SELECT p.website FROM pipeline.companies p JOIN tandem.links l ON l.module = 'companies' AND l.pipeline_id = p.id::text WHERE l.crm_id = '2'"),
-            ("pipeline app: a new contact",
-             "INSERT INTO pipeline.contacts (first_name, last_name, email, owner_id) VALUES ('Demo', 'Newcomer', 'newcomer@example.org', 2) RETURNING email",
-             "SELECT email FROM crm.contacts WHERE email = 'newcomer@example.org'"),
-            ("CRM app: a contact's title",
-             "UPDATE crm.contacts SET title = 'Chief Demo Officer' WHERE id = 3 RETURNING title",
-             "SELECT p.title FROM pipeline.contacts p JOIN tandem.links l ON l.module = 'contacts' AND l.pipeline_id = p.id::text WHERE l.crm_id = '3'"),
-        ]
+        let linkedDeal = try sql.execute("SELECT pipeline_id FROM tandem.links WHERE module = 'deals' AND origin = 'pipeline' ORDER BY link_id LIMIT 1").scalar ?? "1"
+        let crmDeal = try sql.execute("SELECT crm_id FROM tandem.links WHERE module = 'deals' AND pipeline_id = \(linkedDeal)").scalar ?? "1"
+        let crmAccount = try sql.execute("SELECT crm_id FROM tandem.links WHERE module = 'companies' ORDER BY link_id LIMIT 1").scalar ?? "1"
+        let pipelineCompany = try sql.execute("SELECT pipeline_id FROM tandem.links WHERE module = 'companies' AND crm_id = \(crmAccount)").scalar ?? "1"
+        let stages = ["Value Proposition": "Needs Identified", "Negotiation/Review": "Negotiation/Review", "Id. Decision Makers": "Needs Identified", "Qualification": "Qualification", "Proposal/Price Quote": "Proposal/Price Quote"]
+        let stageNames = Array(stages.keys).sorted()
         for round in 0..<5 {
-            for (label, edit, check) in edits {
-                var statement = edit
-                if round > 0, label.hasSuffix("new contact") {
-                    statement = "INSERT INTO pipeline.contacts (first_name, last_name, email, owner_id) VALUES ('Demo', 'Newcomer', \("newcomer\(round)@example.org"), 2) RETURNING email"
-                }
+            let tag = "\(round)-\(Int.random(in: 1000...9999))"
+            let stage = stageNames[round % stageNames.count]
+            let edits: [(String, SQL, SQL, String)] = [
+                ("Contacts & Companies, pipeline app: a contact's phone",
+                 "UPDATE pipeline.contacts SET phone = \("+1 555 \(tag)") WHERE id = 1",
+                 "SELECT c.phone FROM crm.contacts c JOIN tandem.links l ON l.module = 'contacts' AND l.crm_id = c.id::text WHERE l.pipeline_id = '1'",
+                 "+1 555 \(tag)"),
+                ("Contacts & Companies, CRM app: an account's website",
+                 "UPDATE crm.accounts SET website = \("https://example-\(tag).com") WHERE id = \(crmAccount)::bigint",
+                 "SELECT website FROM pipeline.companies WHERE id = \(pipelineCompany)::bigint",
+                 "https://example-\(tag).com"),
+                ("Pipelines & Products, CRM app: a deal's stage",
+                 "UPDATE crm.deals SET stage = \(stage), description = \(tag) WHERE id = \(crmDeal)::bigint",
+                 "SELECT stage FROM pipeline.pipeline_records WHERE id = \(linkedDeal)::bigint AND description = \(tag)",
+                 stages[stage]!),
+                ("Pipelines & Products, pipeline app: a new product",
+                 "INSERT INTO pipeline.products (product_name, product_code, unit_price, owner_id) VALUES ('Demo product', \("DEMO-\(tag)"), 42, 1)",
+                 "SELECT product_code FROM crm.products WHERE product_code = \("DEMO-\(tag)")",
+                 "DEMO-\(tag)"),
+                ("Activities, pipeline app: a task with a reminder",
+                 "INSERT INTO pipeline.tasks (subject, contact_id, owner_id, reminder_at) VALUES (\("Call back \(tag)"), 1, 1, now() + interval '1 day')",
+                 "SELECT subject || CASE WHEN reminder_at IS NULL THEN ' (no reminder: R12)' ELSE ' (reminder copied!)' END FROM crm.tasks WHERE subject = \("Call back \(tag)")",
+                 "Call back \(tag) (no reminder: R12)"),
+                ("Notes, CRM app: a note on an account",
+                 "INSERT INTO crm.notes (note_title, note_content, parent_module, parent_id, owner_id) VALUES ('Demo', \("Note \(tag)"), 'accounts', \(crmAccount)::bigint, 1)",
+                 "SELECT note_content FROM pipeline.notes WHERE company_id = \(pipelineCompany)::bigint AND note_content = \("Note \(tag)")",
+                 "Note \(tag)"),
+            ]
+            for (label, edit, check, expected) in edits {
                 let started = DispatchTime.now()
-                guard let value = try sql.execute(statement).scalar else { continue }
-                var checkStatement = check
-                if round > 0, label.hasSuffix("new contact") { checkStatement = "SELECT email FROM crm.contacts WHERE email = \(value)" }
+                try sql.execute(edit)
                 var seen = false
                 while DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds < 5_000_000_000 {
-                    if try sql.execute(checkStatement).scalar == value { seen = true; break }
+                    if try sql.execute(check).scalar == expected { seen = true; break }
                 }
                 let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000
                 if round == 0 {
-                    say("   \(label.padding(toLength: 36, withPad: " ", startingAt: 0)) -> \(seen ? "visible on the other side after \(String(format: "%.1f", milliseconds)) ms" : "NOT visible after 5 s")")
+                    say("   \(label.padding(toLength: 54, withPad: " ", startingAt: 0)) -> \(seen ? "\"\(expected)\" after \(String(format: "%.1f", milliseconds)) ms" : "NOT visible after 5 s")")
                 }
                 if seen { latencies.append(milliseconds) }
             }
@@ -151,7 +184,7 @@ struct Demo {
 
         heading("5. The reporting views (psql: SELECT * FROM tandem.<view>)")
         say("tandem.tab_status")
-        try table(sql, "SELECT integration, tab, state, initial_sync_complete, linked_records, pending_changes, waiting_records, open_errors, conflicts, last_pass_at FROM tandem.tab_status")
+        try table(sql, "SELECT integration, tab, state, initial_sync_complete, linked_records, pending_changes, waiting_records, open_errors, conflicts, last_pass_at FROM tandem.tab_status ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab)")
         say("tandem.run_history (latest 5)")
         try table(sql, "SELECT run_id, kind, duration_ms, changes_read, matched, created_in_pipeline, created_in_crm, updated_in_pipeline, updated_in_crm, conflicts, errors FROM tandem.run_history ORDER BY run_id DESC LIMIT 5")
         say("tandem.pending_changes (a dry run of the next pass), after one more edit in the CRM app")
@@ -159,7 +192,7 @@ struct Demo {
         try table(sql, "SELECT module, side, record_id, change, next_action FROM tandem.pending_changes")
         try engine.passUntilQuiet()
         say("tandem.record_errors: \(try sql.execute("SELECT count(*) FROM tandem.record_errors").scalar ?? "0") open; tandem.linked_records by status:")
-        try table(sql, "SELECT module, status, count(*) FROM tandem.linked_records GROUP BY 1, 2 ORDER BY 1, 2")
+        try table(sql, "SELECT tab, module, status, count(*) FROM tandem.linked_records GROUP BY 1, 2, 3 ORDER BY min(link_id)")
 
         if follow {
             heading("Following changes (Ctrl-C to stop); edit either app with psql and watch")

@@ -122,10 +122,13 @@ CREATE TABLE tandem.waiting_records (
     module          text NOT NULL,
     side            text NOT NULL CONSTRAINT waiting_records_side_check CHECK (side IN ('pipeline', 'crm')),
     record_id       text NOT NULL,
+    parent_module   text NOT NULL,
+    parent_id       text NOT NULL,
     since           timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT waiting_records_pk PRIMARY KEY (integration_id, module, side, record_id)
+    CONSTRAINT waiting_records_pk PRIMARY KEY (integration_id, module, side, record_id, parent_module, parent_id)
 );
-COMMENT ON TABLE tandem.waiting_records IS 'Records that refer to a parent (company, contact, ...) not linked yet. They are neither errors nor lost: each pass that links new parents tries them again.';
+CREATE INDEX waiting_records_parent_idx ON tandem.waiting_records (integration_id, parent_module, side, parent_id);
+COMMENT ON TABLE tandem.waiting_records IS 'Records that refer to a parent (company, contact, deal, ...) not linked yet, one row per missing parent (its id on the same side). They are neither errors nor lost: the pass that links the parent syncs them (R11).';
 
 CREATE TABLE tandem.runs (
     run_id          bigserial CONSTRAINT runs_pk PRIMARY KEY,

@@ -16,7 +16,7 @@ SELECT i.name AS integration,
           JOIN tandem.sync_cursors sc ON sc.integration_id = mp.integration_id
          WHERE mp.integration_id = t.integration_id AND mp.tab = t.tab AND cl.xid >= sc.position
            AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)) AS pending_changes,
-       (SELECT count(*) FROM tandem.waiting_records w
+       (SELECT count(DISTINCT (w.module, w.side, w.record_id)) FROM tandem.waiting_records w
           JOIN tandem.module_pairs mp ON mp.integration_id = w.integration_id AND mp.module = w.module
          WHERE w.integration_id = t.integration_id AND mp.tab = t.tab) AS waiting_records,
        (SELECT count(*) FROM tandem.record_failures f
@@ -58,7 +58,8 @@ SELECT i.name AS integration, g.tab, g.module, g.side, g.record_id,
   LEFT JOIN tandem.links l ON l.integration_id = g.integration_id AND l.module = g.module
        AND CASE g.side WHEN 'pipeline' THEN l.pipeline_id ELSE l.crm_id END = g.record_id
 UNION ALL
-SELECT i.name, mp.tab, w.module, w.side, w.record_id, 'waiting',
+SELECT DISTINCT ON (w.integration_id, w.module, w.side, w.record_id)
+       i.name, mp.tab, w.module, w.side, w.record_id, 'waiting',
        'sync once its parent record is linked (R11)', w.since
   FROM tandem.waiting_records w
   JOIN tandem.integrations i ON i.integration_id = w.integration_id
