@@ -71,12 +71,13 @@ extension Engine {
     func passOnce(_ bound: Bound, events: inout [String]) throws -> PassSummary {
         let started = Date()
         var summary = PassSummary()
-        try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        try connection.execute("SET LOCAL tandem.applying = 'on'")
         // The compiled statements start from the small set of records at hand
         // and reach the big tables by key: keep the written join order, which
         // also spares the planner a search over a dozen joins per statement.
-        try connection.execute("SET LOCAL join_collapse_limit = 1")
+        try connection.execute(batch: [
+            "BEGIN ISOLATION LEVEL REPEATABLE READ", "SET LOCAL tandem.applying = 'on'", "SET LOCAL join_collapse_limit = 1",
+            "DELETE FROM _tandem_candidates", "DELETE FROM _tandem_new_links", "DELETE FROM _tandem_failed",
+        ])
         let id = bound.id
 
         // The cursor is the snapshot of the last pass that read changes: read
@@ -87,9 +88,6 @@ extension Engine {
             """)
         guard let current = snapshot.scalar else {
             throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again")
-        }
-        for table in ["_tandem_candidates", "_tandem_new_links", "_tandem_failed"] {
-            try connection.execute("DELETE FROM \(raw: table)")
         }
         let states = try tabStates(id)
         let syncing = Set(states.filter { TabState(rawValue: $0.value.state)?.isSyncing == true }.keys)
@@ -143,8 +141,7 @@ extension Engine {
             }
             if candidates == 0 { continue }
             summary.changesRead += counts[compiler.module.name] == nil ? candidates : 0
-            for statement in compiler.clearWork { try connection.execute(statement) }
-            try connection.execute(compiler.forgetWaiting)
+
             let newLinks = try syncModule(compiler, candidates: candidates, summary: &summary)
             if newLinks > 0 { linkedModules.insert(compiler.module.name) }
         }
@@ -188,7 +185,7 @@ extension Engine {
     /// nothing to do. Returns the links made.
     func syncModule(_ compiler: ModuleCompiler, candidates: Int64, summary: inout PassSummary) throws -> Int64 {
         var newLinks: Int64 = 0
-        let linked = Int64(try connection.execute(compiler.linkedPairs).affected)
+        let linked = Int64(try connection.execute(batch: compiler.clearWork + [compiler.forgetWaiting, compiler.linkedPairs]).affected)
         if candidates > linked {
             // Some candidates have no link yet: match them (B3), else copy them.
             for side in Side.allCases {
@@ -209,9 +206,8 @@ extension Engine {
                 summary.waiting += Int64(try connection.execute(compiler.rememberWaitingCreates(from: side)).affected)
             }
         }
-        try connection.execute("ANALYZE \(raw: compiler.pairsTable)")
-        try connection.execute(compiler.buildWork)
-        let plan = (try connection.execute(compiler.workPlan).rows.first ?? []).map { $0.flatMap { Int64($0) } ?? 0 }
+        let plan = (try connection.execute(batch: ["ANALYZE \(raw: compiler.pairsTable)", compiler.buildWork, compiler.workPlan])
+            .rows.first ?? []).map { $0.flatMap { Int64($0) } ?? 0 }
         guard plan.count == 9, plan[0] > 0 else { return newLinks }
         let (toPipeline, toCRM, conflicts, unwritten, deleted) = (plan[2], plan[3], plan[4], plan[5], plan[6])
         if plan[0] > 100 { try connection.execute("ANALYZE \(raw: compiler.workTable)") }
@@ -219,11 +215,13 @@ extension Engine {
         var failed: Int64 = 0
         if toCRM > 0 { failed += try apply(compiler.update(.crm), compiler: compiler) }
         if toPipeline > 0 { failed += try apply(compiler.update(.pipeline), compiler: compiler) }
-        if unwritten > 0 { try connection.execute(compiler.mirrorUnwritten) }
-        if toCRM + toPipeline > 0 { try connection.execute(compiler.mirrorWritten) }
-        if deleted > 0 { try connection.execute(compiler.markDeleted) }
-        if plan[7] > 0 { try connection.execute(compiler.rememberWaitingPairs(.pipeline)) }
-        if plan[8] > 0 { try connection.execute(compiler.rememberWaitingPairs(.crm)) }
+        var bookkeeping: [SQL] = []
+        if unwritten > 0 { bookkeeping.append(compiler.mirrorUnwritten) }
+        if toCRM + toPipeline > 0 { bookkeeping.append(compiler.mirrorWritten) }
+        if deleted > 0 { bookkeeping.append(compiler.markDeleted) }
+        if plan[7] > 0 { bookkeeping.append(compiler.rememberWaitingPairs(.pipeline)) }
+        if plan[8] > 0 { bookkeeping.append(compiler.rememberWaitingPairs(.crm)) }
+        if !bookkeeping.isEmpty { try connection.execute(batch: bookkeeping) }
         if failed > 0 {
             let written = try connection.execute("""
                 SELECT count(*) FILTER (WHERE to_pipeline AND NOT failed), count(*) FILTER (WHERE to_crm AND NOT failed) FROM \(raw: compiler.workTable)
@@ -243,10 +241,8 @@ extension Engine {
     /// on the server and keeps the failures as record errors (B6).
     @discardableResult
     func apply(_ statement: ApplyStatement, compiler: ModuleCompiler) throws -> Int64 {
-        try connection.execute("SAVEPOINT tandem_apply")
         do {
-            try connection.execute(statement.sql)
-            try connection.execute("RELEASE SAVEPOINT tandem_apply")
+            try connection.execute(batch: ["SAVEPOINT tandem_apply", statement.sql, "RELEASE SAVEPOINT tandem_apply"])
             return 0
         } catch let error as PostgresError where error.kind == .statement && error.isRecordError {
             try connection.execute("ROLLBACK TO SAVEPOINT tandem_apply")

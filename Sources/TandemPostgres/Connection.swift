@@ -56,6 +56,23 @@ public final class Connection {
         return try check(result, statement: text)
     }
 
+    /// Runs several statements in one round trip when none carries a value
+    /// (simple query protocol); else one by one. Returns the last result; the
+    /// first failure stops the rest, as in a script.
+    @discardableResult
+    public func execute(batch statements: [SQL]) throws -> QueryResult {
+        let texts = statements.map { $0.renderWithoutValues() }
+        if texts.contains(where: { $0 == nil }) || statements.count < 2 {
+            var last: QueryResult?
+            for statement in statements { last = try execute(statement) }
+            guard let last else { throw PostgresError(kind: .statement, message: "empty batch") }
+            return last
+        }
+        let script = texts.map { $0! }.joined(separator: ";\n")
+        let connection = try open()
+        return try check(PQexec(connection, script), statement: script)
+    }
+
     /// Runs a script of several statements (migrations, reference schemas).
     /// No values may be part of it.
     public func executeScript(_ script: String) throws {

@@ -57,6 +57,20 @@ public struct SQL: Sendable, Equatable, CustomStringConvertible {
         return (text, values)
     }
 
+    /// The text with every parameter written as NULL, when every value is NULL
+    /// (an apply statement run over its whole batch); nil when any value is set.
+    public func renderWithoutValues() -> String? {
+        var text = ""
+        for part in parts {
+            switch part {
+            case .text(let fragment): text += fragment
+            case .parameter(nil): text += "NULL"
+            case .parameter(.some): return nil
+            }
+        }
+        return text
+    }
+
     /// The statement text with placeholders, never the values.
     public var description: String { render().text }
 
