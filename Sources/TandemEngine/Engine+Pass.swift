@@ -137,10 +137,11 @@ extension Engine {
             let parents = compiler.module.fields.reduce(into: Set<String>()) { $0.formUnion($1.parentModules) }
             var candidates = counts[compiler.module.name] ?? 0
             if !parents.isDisjoint(with: linkedModules) {
-                candidates += Int64(try connection.execute(compiler.retryWaiting).affected)
+                let retried = Int64(try connection.execute(compiler.retryWaiting).affected)
+                candidates += retried
+                summary.changesRead += retried
             }
             if candidates == 0 { continue }
-            summary.changesRead += counts[compiler.module.name] == nil ? candidates : 0
 
             let newLinks = try syncModule(compiler, candidates: candidates, summary: &summary)
             if newLinks > 0 { linkedModules.insert(compiler.module.name) }
@@ -165,8 +166,11 @@ extension Engine {
             """)
         if let chunk { try finishChunk(bound, chunk, events: &events) }
         try connection.execute("COMMIT")
-        // A large pass leaves large temporary tables: empty them for real.
-        if summary.changesRead > 5_000 {
+        // Temporary tables are never vacuumed: after a large pass, and every
+        // thousand small ones, empty them for real.
+        passesSinceTruncate += 1
+        if summary.changesRead > 5_000 || passesSinceTruncate >= 1_000 {
+            passesSinceTruncate = 0
             let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed"] + bound.compilers.flatMap(\.temporaryTableNames)
             try connection.execute("TRUNCATE \(raw: names.joined(separator: ", "))")
         }

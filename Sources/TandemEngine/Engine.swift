@@ -14,6 +14,8 @@ public final class Engine {
     public var eventHandler: EventHandler?
     /// Whether this connection holds the integration's syncer lock (B9).
     var isActiveSyncer = false
+    /// Passes since the temporary work tables were last truncated.
+    var passesSinceTruncate = 0
     let stopSignal: StopSignal
 
     struct Bound {
