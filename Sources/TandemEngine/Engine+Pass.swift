@@ -111,6 +111,12 @@ extension Engine {
             ON CONFLICT DO NOTHING
             """).affected)
 
+        // An initial sync grows links and mirrors faster than autovacuum
+        // analyzes them; plans made on stale statistics turn anti-joins
+        // against the links into nested loops over the whole table.
+        if states.values.contains(where: { $0.state == TabState.initialSync.rawValue }) {
+            try connection.execute("ANALYZE tandem.links, tandem.mirrors")
+        }
         let chunk = try initialSyncChunk(bound, states: states, events: &events)
         summary.initialChunk = chunk != nil
         summary.changesRead += chunk?.read ?? 0
@@ -121,11 +127,9 @@ extension Engine {
             return summary
         }
 
-        // Fresh statistics keep the plans set-based and index-driven: the
-        // candidates are new every pass, and an initial sync grows links and
-        // mirrors faster than autovacuum analyzes them.
+        // The candidates are new every pass: fresh statistics keep the plans
+        // set-based and index-driven.
         try connection.execute("ANALYZE _tandem_candidates")
-        if chunk != nil { try connection.execute("ANALYZE tandem.links, tandem.mirrors") }
 
         let counts = Dictionary(uniqueKeysWithValues: try connection.execute(
             "SELECT module, count(*)::text FROM _tandem_candidates GROUP BY module").rows.compactMap { row -> (String, Int64)? in
@@ -214,7 +218,6 @@ extension Engine {
             .rows.first ?? []).map { $0.flatMap { Int64($0) } ?? 0 }
         guard plan.count == 9, plan[0] > 0 else { return newLinks }
         let (toPipeline, toCRM, conflicts, unwritten, deleted) = (plan[2], plan[3], plan[4], plan[5], plan[6])
-        if plan[0] > 100 { try connection.execute("ANALYZE \(raw: compiler.workTable)") }
         if conflicts > 0 { try connection.execute(compiler.recordConflicts) }
         var failed: Int64 = 0
         if toCRM > 0 { failed += try apply(compiler.update(.crm), compiler: compiler) }

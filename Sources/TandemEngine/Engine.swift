@@ -32,6 +32,14 @@ public final class Engine {
             throw TandemError(.connect, error.description, sqlstate: error.sqlstate)
         }
         stopSignal = try StopSignal()
+        // The work tables of a pass are temporary tables, kept in this
+        // session's local buffers: the default 8 MB spills a large chunk of an
+        // initial sync to temp files. It can only be set before their first use.
+        do {
+            try connection.execute("SET temp_buffers = '256MB'")
+        } catch let error as PostgresError {
+            throw TandemError(.database, error.description, sqlstate: error.sqlstate)
+        }
     }
 
     public func close() {
