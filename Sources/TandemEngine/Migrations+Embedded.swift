@@ -201,7 +201,9 @@ COMMENT ON TABLE tandem.record_failures IS 'Records that could not be written to
 
 -- Installs the capture triggers on one app table. Statement-level triggers
 -- with transition tables write the changed keys to tandem.change_log and
--- NOTIFY once per statement, not once per row. The engine's own writes run
+-- NOTIFY once per statement, not once per row, and only when no concurrent
+-- writer is notifying already (the engine re-polls every 20 ms while busy,
+-- so a change whose notification was left to another writer waits no longer). The engine's own writes run
 -- with tandem.applying = 'on' and are not logged (B4: no echo).
 -- The table and key column come from module_pairs, which were checked against
 -- the catalog; they are still only used through regclass and %I.
@@ -228,7 +230,11 @@ BEGIN
                 INSERT INTO tandem.change_log (table_oid, record_id, operation)
                 SELECT %s, (n.%I)::text, left(TG_OP, 1) FROM new_rows n;
             END IF;
-            IF FOUND THEN
+            -- PostgreSQL serializes the commits of notifying transactions. One
+            -- notification wakes the engine, and it reads everything committed:
+            -- of the writers committing at the same moment, only the one holding
+            -- the gate (a transaction advisory lock) notifies.
+            IF FOUND AND pg_try_advisory_xact_lock(1952804196, 0) THEN
                 PERFORM pg_notify('tandem', '');
             END IF;
             RETURN NULL;
