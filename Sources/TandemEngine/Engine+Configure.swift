@@ -267,6 +267,6 @@ extension Engine {
             for statement in compiler.temporaryTables { try connection.execute(statement) }
         }
         try connection.execute("LISTEN tandem")
-        bound = Bound(id: id, integration: integration, compilers: compilers)
+        bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compilers.map(CompiledModule.init))
     }
 }

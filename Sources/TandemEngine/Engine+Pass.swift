@@ -137,17 +137,18 @@ extension Engine {
                 return (module, count)
             })
         var linkedModules: Set<String> = []
-        for compiler in bound.compilers where syncing.contains(compiler.module.tab.rawValue) {
+        for compiled in bound.compiled where syncing.contains(compiled.module.tab.rawValue) {
+            let compiler = compiled.compiler
             let parents = compiler.module.fields.reduce(into: Set<String>()) { $0.formUnion($1.parentModules) }
             var candidates = counts[compiler.module.name] ?? 0
             if !parents.isDisjoint(with: linkedModules) {
-                let retried = Int64(try connection.execute(compiler.retryWaiting).affected)
+                let retried = Int64(try connection.execute(compiled.retryWaiting).affected)
                 candidates += retried
                 summary.changesRead += retried
             }
             if candidates == 0 { continue }
 
-            let newLinks = try syncModule(compiler, candidates: candidates, summary: &summary)
+            let newLinks = try syncModule(compiled, candidates: candidates, summary: &summary)
             if newLinks > 0 { linkedModules.insert(compiler.module.name) }
         }
 
@@ -191,43 +192,44 @@ extension Engine {
 
     /// Runs the compiled statements of one module, skipping those that have
     /// nothing to do. Returns the links made.
-    func syncModule(_ compiler: ModuleCompiler, candidates: Int64, summary: inout PassSummary) throws -> Int64 {
+    func syncModule(_ compiled: CompiledModule, candidates: Int64, summary: inout PassSummary) throws -> Int64 {
         var newLinks: Int64 = 0
-        let linked = Int64(try connection.execute(batch: compiler.clearWork + [compiler.forgetWaiting, compiler.linkedPairs]).affected)
+        let compiler = compiled.compiler
+        let linked = Int64(try connection.execute(batch: compiled.clearWork + [compiled.forgetWaiting, compiled.linkedPairs]).affected)
         if candidates > linked {
             // Some candidates have no link yet: match them (B3), else copy them.
             for side in Side.allCases {
-                if let match = compiler.match(from: side) {
+                if let match = compiled.match[side] ?? nil {
                     let matched = Int64(try connection.execute(match).affected)
                     summary.matched += matched
                     newLinks += matched
                 }
             }
             for side in Side.allCases {
-                let prepared = try connection.execute(compiler.prepareCreate(from: side)).affected
+                let prepared = try connection.execute(compiled.prepareCreate[side]!).affected
                 if prepared == 0 { continue }
                 try connection.execute("ANALYZE \(raw: compiler.createTable(side))")
-                _ = try apply(compiler.create(from: side), compiler: compiler)
-                let created = Int64(try connection.execute(compiler.linkCreated(from: side)).affected)
+                _ = try apply(compiled.create[side]!, compiler: compiler)
+                let created = Int64(try connection.execute(compiled.linkCreated[side]!).affected)
                 if side == .pipeline { summary.createdInCRM += created } else { summary.createdInPipeline += created }
                 newLinks += created
-                summary.waiting += Int64(try connection.execute(compiler.rememberWaitingCreates(from: side)).affected)
+                summary.waiting += Int64(try connection.execute(compiled.rememberWaitingCreates[side]!).affected)
             }
         }
-        let plan = (try connection.execute(batch: ["ANALYZE \(raw: compiler.pairsTable)", compiler.buildWork, compiler.workPlan])
+        let plan = (try connection.execute(batch: ["ANALYZE \(raw: compiler.pairsTable)", compiled.buildWork, compiled.workPlan])
             .rows.first ?? []).map { $0.flatMap { Int64($0) } ?? 0 }
         guard plan.count == 9, plan[0] > 0 else { return newLinks }
         let (toPipeline, toCRM, conflicts, unwritten, deleted) = (plan[2], plan[3], plan[4], plan[5], plan[6])
-        if conflicts > 0 { try connection.execute(compiler.recordConflicts) }
+        if conflicts > 0 { try connection.execute(compiled.recordConflicts) }
         var failed: Int64 = 0
-        if toCRM > 0 { failed += try apply(compiler.update(.crm), compiler: compiler) }
-        if toPipeline > 0 { failed += try apply(compiler.update(.pipeline), compiler: compiler) }
+        if toCRM > 0 { failed += try apply(compiled.update[.crm]!, compiler: compiler) }
+        if toPipeline > 0 { failed += try apply(compiled.update[.pipeline]!, compiler: compiler) }
         var bookkeeping: [SQL] = []
-        if unwritten > 0 { bookkeeping.append(compiler.mirrorUnwritten) }
-        if toCRM + toPipeline > 0 { bookkeeping.append(compiler.mirrorWritten) }
-        if deleted > 0 { bookkeeping.append(compiler.markDeleted) }
-        if plan[7] > 0 { bookkeeping.append(compiler.rememberWaitingPairs(.pipeline)) }
-        if plan[8] > 0 { bookkeeping.append(compiler.rememberWaitingPairs(.crm)) }
+        if unwritten > 0 { bookkeeping.append(compiled.mirrorUnwritten) }
+        if toCRM + toPipeline > 0 { bookkeeping.append(compiled.mirrorWritten) }
+        if deleted > 0 { bookkeeping.append(compiled.markDeleted) }
+        if plan[7] > 0 { bookkeeping.append(compiled.rememberWaitingPairs[.pipeline]!) }
+        if plan[8] > 0 { bookkeeping.append(compiled.rememberWaitingPairs[.crm]!) }
         if !bookkeeping.isEmpty { try connection.execute(batch: bookkeeping) }
         if failed > 0 {
             let written = try connection.execute("""

@@ -22,6 +22,8 @@ public final class Engine {
         let id: Int64
         let integration: Integration
         let compilers: [ModuleCompiler]
+        /// The statements of every module, built once.
+        let compiled: [CompiledModule]
     }
 
     /// Connects. The error never contains the password.
