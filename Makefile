@@ -27,6 +27,7 @@ test: prerequisites
 
 bench: prerequisites
 	@bench/run
+	@bench/tabs
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
