@@ -174,13 +174,17 @@ public struct ModuleCompiler: Sendable {
 
     /// B3: unlinked candidates of `side` paired with unlinked records of the
     /// other side that have the same normalized match value. Duplicates on a
-    /// side pair up in key order, one to one.
+    /// side pair up in key order, one to one (two arrays per key, unnested
+    /// side by side). The other side is probed once per key through its match
+    /// index and nothing is joined afterwards, so no estimate can turn the plan
+    /// into a scan of the other table per candidate.
     public func match(from side: Side) -> SQL? {
         guard let rule = module.match else { return nil }
         let other = side.other
         let mine: SQL = Self.normalized("r.\(identifier: rule.column(side).name)")
         let theirs: SQL = Self.normalized("o.\(identifier: rule.column(other).name)")
-        let (pipelineID, crmID): (SQL, SQL) = side == .pipeline ? ("a.record_id", "b.record_id") : ("b.record_id", "a.record_id")
+        let (pipelineID, crmID): (SQL, SQL) = side == .pipeline ? ("mine", "theirs") : ("theirs", "mine")
+        let otherKey = key(other).name
         return """
             WITH fresh AS (
               SELECT c.record_id, \(mine) AS k, r.\(identifier: key(side).name) AS id
@@ -188,19 +192,21 @@ public struct ModuleCompiler: Sendable {
                 JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
                WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
                  AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r"))),
-            a AS (
-              SELECT record_id, k, row_number() OVER (PARTITION BY k ORDER BY id) AS n
-                FROM fresh WHERE k IS NOT NULL AND k <> ''),
-            b AS (
-              SELECT o.\(identifier: key(other).name)::text AS record_id, \(theirs) AS k,
-                     row_number() OVER (PARTITION BY \(theirs) ORDER BY o.\(identifier: key(other).name)) AS n
-                FROM \(table(other)) o
-               WHERE \(theirs) IN (SELECT k FROM a)
-                 AND \(unlinked(other, id: "o.\(identifier: key(other).name)::text"))),
+            keyed AS (
+              SELECT k, array_agg(record_id ORDER BY id) AS mine FROM fresh WHERE k IS NOT NULL AND k <> '' GROUP BY k),
+            paired AS (
+              SELECT x.mine, x.theirs
+                FROM keyed
+               CROSS JOIN LATERAL (
+                 SELECT array_agg(o.\(identifier: otherKey)::text ORDER BY o.\(identifier: otherKey)) AS theirs
+                   FROM \(table(other)) o
+                  WHERE \(theirs) = keyed.k
+                    AND \(unlinked(other, id: "o.\(identifier: otherKey)::text"))) o
+               CROSS JOIN LATERAL unnest(keyed.mine, o.theirs) AS x(mine, theirs)
+               WHERE x.mine IS NOT NULL AND x.theirs IS NOT NULL),
             linked AS (
               INSERT INTO tandem.links (integration_id, module, pipeline_id, crm_id, origin)
-              SELECT \(Self.integrationID), \(moduleName), \(pipelineID), \(crmID), 'matched'
-                FROM a JOIN b USING (k, n)
+              SELECT \(Self.integrationID), \(moduleName), \(pipelineID), \(crmID), 'matched' FROM paired
               RETURNING link_id, pipeline_id, crm_id),
             noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked)
             INSERT INTO \(raw: pairsTable) (link_id, p_id, c_id, origin)
