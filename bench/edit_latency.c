@@ -21,16 +21,8 @@
 
 #include "tandem.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
-
-static void die(const char *what, const char *detail) {
-    fprintf(stderr, "edit_latency: %s: %s\n", what, detail ? detail : "");
-    exit(1);
-}
+#define BENCH_PROGRAM "edit_latency"
+#include "bench.h"
 
 static void *follow(void *handle) {
     int rc = tandem_run((tandem *)handle);

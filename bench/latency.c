@@ -41,16 +41,8 @@
 
 #include "tandem.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
-
-static void die(const char *what, const char *detail) {
-    fprintf(stderr, "latency: %s: %s\n", what, detail ? detail : "");
-    exit(1);
-}
+#define BENCH_PROGRAM "latency"
+#include "bench.h"
 
 static PGresult *check(PGconn *conn, PGresult *res, ExecStatusType want, const char *what) {
     if (PQresultStatus(res) != want) {

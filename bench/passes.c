@@ -22,16 +22,8 @@
 
 #include "tandem.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
-
-static void die(const char *what, const char *detail) {
-    fprintf(stderr, "passes: %s: %s\n", what, detail ? detail : "");
-    exit(1);
-}
+#define BENCH_PROGRAM "passes"
+#include "bench.h"
 
 static int compare(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
