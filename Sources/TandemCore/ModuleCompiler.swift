@@ -174,10 +174,10 @@ public struct ModuleCompiler: Sendable {
 
     /// B3: unlinked candidates of `side` paired with unlinked records of the
     /// other side that have the same normalized match value. Duplicates on a
-    /// side pair up in key order, one to one (two arrays per key, unnested
-    /// side by side). The other side is probed once per key through its match
-    /// index and nothing is joined afterwards, so no estimate can turn the plan
-    /// into a scan of the other table per candidate.
+    /// side pair up in key order, one to one (numbered per key on each side,
+    /// then grouped by key and number). The other side is probed once per key
+    /// through its match index and nothing else; links are checked once, set-
+    /// wise, afterwards: no estimate can make the plan repeat a scan per key.
     public func match(from side: Side) -> SQL? {
         guard let rule = module.match else { return nil }
         let other = side.other
@@ -186,24 +186,27 @@ public struct ModuleCompiler: Sendable {
         let (pipelineID, crmID): (SQL, SQL) = side == .pipeline ? ("mine", "theirs") : ("theirs", "mine")
         let otherKey = key(other).name
         return """
-            WITH fresh AS (
+            WITH fresh AS MATERIALIZED (
               SELECT c.record_id, \(mine) AS k, r.\(identifier: key(side).name) AS id
                 FROM _tandem_candidates c
                 JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
                WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
                  AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r"))),
-            keyed AS (
-              SELECT k, array_agg(record_id ORDER BY id) AS mine FROM fresh WHERE k IS NOT NULL AND k <> '' GROUP BY k),
-            paired AS (
-              SELECT x.mine, x.theirs
-                FROM keyed
+            probed AS MATERIALIZED (
+              SELECT keys.k, o.record_id, o.id
+                FROM (SELECT DISTINCT k FROM fresh WHERE k IS NOT NULL AND k <> '') keys
                CROSS JOIN LATERAL (
-                 SELECT array_agg(o.\(identifier: otherKey)::text ORDER BY o.\(identifier: otherKey)) AS theirs
-                   FROM \(table(other)) o
-                  WHERE \(theirs) = keyed.k
-                    AND \(unlinked(other, id: "o.\(identifier: otherKey)::text"))) o
-               CROSS JOIN LATERAL unnest(keyed.mine, o.theirs) AS x(mine, theirs)
-               WHERE x.mine IS NOT NULL AND x.theirs IS NOT NULL),
+                 SELECT o.\(identifier: otherKey)::text AS record_id, o.\(identifier: otherKey) AS id
+                   FROM \(table(other)) o WHERE \(theirs) = keys.k) o),
+            sides AS (
+              SELECT k, 0 AS side, record_id, row_number() OVER (PARTITION BY k ORDER BY id) AS n
+                FROM fresh WHERE k IS NOT NULL AND k <> ''
+              UNION ALL
+              SELECT p.k, 1, p.record_id, row_number() OVER (PARTITION BY p.k ORDER BY p.id)
+                FROM probed p WHERE \(unlinked(other, id: "p.record_id"))),
+            paired AS (
+              SELECT max(record_id) FILTER (WHERE side = 0) AS mine, max(record_id) FILTER (WHERE side = 1) AS theirs
+                FROM sides GROUP BY k, n HAVING count(*) = 2),
             linked AS (
               INSERT INTO tandem.links (integration_id, module, pipeline_id, crm_id, origin)
               SELECT \(Self.integrationID), \(moduleName), \(pipelineID), \(crmID), 'matched' FROM paired
