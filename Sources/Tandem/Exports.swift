@@ -99,6 +99,7 @@ public func tandem_errstr(_ code: Int32) -> UnsafePointer<CChar> {
     case .busy: return staticText("another host is the active syncer")
     case .state: return staticText("not allowed in the current state")
     case .notFound: return staticText("not found")
+    case .removed: return staticText("the integration was removed")
     case nil: return staticText("unknown result code")
     }
 }

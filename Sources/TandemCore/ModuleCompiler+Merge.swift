@@ -95,7 +95,7 @@ extension ModuleCompiler {
     /// latest: the later modified time wins; ties (and unknown times) go to the CRM app.
     var policyDecision: SQL {
         """
-        CASE \(Self.policy) WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'
+        CASE \(policy) WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'
              ELSE CASE WHEN s.p_mod > s.c_mod THEN 'c' ELSE 'p' END END
         """
     }
@@ -110,12 +110,13 @@ extension ModuleCompiler {
             INSERT INTO tandem.conflict_decisions (integration_id, link_id, module, field, pipeline_value, crm_value, winner, policy, reason)
             SELECT \(Self.integrationID), w.link_id, \(moduleName), x.field, x.pv, x.cv,
                    CASE x.act WHEN 'c' THEN 'pipeline' WHEN 'p' THEN 'crm' ELSE 'none' END,
-                   \(Self.policy),
-                   CASE \(Self.policy)
+                   \(policy),
+                   CASE \(policy)
                      WHEN 'latest' THEN format('latest: pipeline app modified %s, CRM app modified %s', coalesce(w.p_mod::text, 'unknown'), coalesce(w.c_mod::text, 'unknown'))
                      WHEN 'skip' THEN 'skip: both apps keep their versions'
-                     ELSE \(Self.policy) END
-                   || CASE WHEN w.origin = 'matched' THEN ' (first sync of records matched on both sides)' ELSE '' END
+                     ELSE \(policy) END
+                   || CASE WHEN w.origin = 'matched' THEN ' (first sync of records matched on both sides)'
+                           WHEN \(catchingUp) THEN ' (changed on both sides while inactive)' ELSE '' END
               FROM \(raw: workTable) w
              CROSS JOIN LATERAL (VALUES \(SQL.join(rows, separator: ", "))) x(field, pv, cv, act, conflict)
              WHERE w.has_conflict AND x.conflict

@@ -34,7 +34,16 @@ public struct ModuleCompiler: Sendable {
     static let oneRecord = SQL(parameter: nil)
 
     static let integrationID: SQL = "(SELECT s.integration_id FROM _tandem_session s)"
-    static let policy: SQL = "(SELECT s.policy FROM _tandem_session s)"
+
+    /// The policy that decides this module's conflicts in the current pass:
+    /// the policy of a reactivation's catch-up while one runs (R16), else the
+    /// integration's.
+    var policy: SQL {
+        "coalesce((SELECT o.policy FROM _tandem_policies o WHERE o.module = \(moduleName)), (SELECT s.policy FROM _tandem_session s))"
+    }
+
+    /// Whether the current pass is a reactivation's catch-up for this module.
+    var catchingUp: SQL { "EXISTS (SELECT 1 FROM _tandem_policies o WHERE o.module = \(moduleName))" }
 
     public var pairsTable: String { "_tandem_pairs_\(index)" }
     public var workTable: String { "_tandem_work_\(index)" }
@@ -139,6 +148,25 @@ public struct ModuleCompiler: Sendable {
               SELECT \(moduleName), \(literal: side.rawValue), k::text FROM chunk ON CONFLICT DO NOTHING)
             SELECT count(*)::bigint, max(k)::text FROM chunk
             """
+    }
+
+    /// One chunk of a scan over the module's links (an edit sync bringing a
+    /// newly mapped field into line, R14; a reactivation's catch-up, R16):
+    /// the next `limit` links after link id `after`, queued as candidates so
+    /// that the merge diffs each record against its mirror.
+    /// Returns the number read and the last link id.
+    public func linksChunk(after: String?, limit: Int) -> SQL {
+        """
+        WITH chunk AS (
+          SELECT l.link_id, l.pipeline_id FROM tandem.links l
+           WHERE l.integration_id = \(Self.integrationID) AND l.module = \(moduleName)
+             AND l.link_id > coalesce(\(after)::bigint, 0)
+           ORDER BY l.link_id LIMIT \(limit)),
+        queued AS (
+          INSERT INTO _tandem_candidates (module, side, record_id)
+          SELECT \(moduleName), 'pipeline', pipeline_id FROM chunk ON CONFLICT DO NOTHING)
+        SELECT count(*)::bigint, max(link_id)::text FROM chunk
+        """
     }
 
     /// Candidates that already have a link become pairs to merge.

@@ -10,6 +10,8 @@ public enum ResultCode: Int32, Sendable, CaseIterable {
     case busy = 7
     case state = 8
     case notFound = 9
+    /// The integration was removed (R17): a host following it stops.
+    case removed = 10
 
     /// The static text of tandem_errstr().
     public var text: String {
@@ -24,6 +26,7 @@ public enum ResultCode: Int32, Sendable, CaseIterable {
         case .busy: return "another host is the active syncer"
         case .state: return "not allowed in the current state"
         case .notFound: return "not found"
+        case .removed: return "the integration was removed"
         }
     }
 }

@@ -61,6 +61,7 @@ extension Engine {
             try requireSchema()
             try connection.execute("BEGIN")
             do {
+                try checkTabsInUseAreKept(json, integration: integration.name)
                 let id = try store(integration, json: json, users: users)
                 try connection.execute("COMMIT")
                 try bind(id: id, integration: integration, setupUsers: users)
@@ -82,6 +83,36 @@ extension Engine {
         }
         let (integration, users) = try validate(json)
         try database { try bind(id: id, integration: integration, setupUsers: users) }
+    }
+
+    /// A configuration change never loses a tab's state: a tab that syncs,
+    /// runs its initial sync or is inactive stays in the configuration, and
+    /// its views and field mappings change only through edit sync (R14).
+    /// A removed integration's name is taken until it is purged (R17).
+    func checkTabsInUseAreKept(_ json: String, integration name: String) throws {
+        let stored = try connection.execute("""
+            SELECT integration_id, config::text, removed_at IS NOT NULL FROM tandem.integrations WHERE name = \(name) FOR UPDATE
+            """).rows.first
+        guard let stored, let id = stored[0].flatMap({ Int64($0) }), let storedJSON = stored[1] else { return }
+        if stored[2] == "t" {
+            throw TandemError(.state, "integration '\(name)' was removed (R17): remove it again with purge to set it up anew under this name, or choose another name")
+        }
+        let before = try Configuration.parse(storedJSON), after = try Configuration.parse(json)
+        var problems: [String] = []
+        for (tabName, row) in try tabStates(id).sorted(by: { $0.key < $1.key }) {
+            guard let tab = Tab(rawValue: tabName), let state = TabState(rawValue: row.state), state != .configured, state != .removed else { continue }
+            guard after.tabs.contains(tab) else {
+                let instead = tab == .contactsCompanies ? "remove the integration to stop all sync (R17)" : "deactivate it to pause it (R15)"
+                problems.append("the configuration leaves out tab \(tabName), which is \(state.rawValue): keep it in the configuration, or \(instead)")
+                continue
+            }
+            for module in before.modules(of: tab) where module != after.module(named: module.name) {
+                problems.append("tab \(tabName) is \(state.rawValue): the view and field mapping of module \(module.name) change only through edit sync (R14)")
+            }
+        }
+        if !problems.isEmpty {
+            throw TandemError(.state, summary: "the configuration would change tabs in use:", problems: problems)
+        }
     }
 
     func requireSchema() throws {
@@ -184,7 +215,9 @@ extension Engine {
             ON CONFLICT (name) DO UPDATE
                SET config = EXCLUDED.config, conflict_policy = EXCLUDED.conflict_policy,
                    pipeline_setup_user_id = EXCLUDED.pipeline_setup_user_id, crm_setup_user_id = EXCLUDED.crm_setup_user_id,
-                   updated_at = CASE WHEN tandem.integrations.config = EXCLUDED.config THEN tandem.integrations.updated_at ELSE now() END
+                   updated_at = CASE WHEN tandem.integrations.config = EXCLUDED.config THEN tandem.integrations.updated_at ELSE now() END,
+                   config_version = tandem.integrations.config_version
+                                    + CASE WHEN tandem.integrations.config = EXCLUDED.config THEN 0 ELSE 1 END
             RETURNING integration_id
             """)
         guard let id = row.scalar.flatMap({ Int64($0) }) else { throw TandemError(.error, "storing the integration returned no id") }
@@ -253,6 +286,7 @@ extension Engine {
         try connection.execute("""
             INSERT INTO _tandem_session VALUES (\(id), \(integration.policy.rawValue), \(setupUsers[.pipeline]), \(setupUsers[.crm]))
             """)
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_policies (module text PRIMARY KEY, policy text NOT NULL)")
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS _tandem_candidates (
                 module text, side text, record_id text, PRIMARY KEY (module, side, record_id))
@@ -267,6 +301,8 @@ extension Engine {
             for statement in compiler.temporaryTables { try connection.execute(statement) }
         }
         try connection.execute("LISTEN tandem")
-        bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compilers.map(CompiledModule.init))
+        let version = try connection.execute("SELECT config_version FROM tandem.integrations WHERE integration_id = \(id)").scalar
+        bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compilers.map(CompiledModule.init),
+                      configVersion: version.flatMap { Int64($0) } ?? 0)
     }
 }

@@ -35,15 +35,20 @@ extension Engine {
         let bound = try requireBound()
         return try database {
             guard try acquireSyncerLock(bound) else {
+                try requireNotRemoved(bound)
                 throw TandemError(.busy, "another host is the active syncer of integration '\(bound.integration.name)'; this one stands by")
             }
             var attempt = 0
             while true {
                 var events: [String] = []
                 do {
-                    let summary = try passOnce(bound, events: &events)
+                    let summary = try passOnce(try requireBound(), events: &events)
                     emit(events)
                     return summary
+                } catch let rebind as ConfigurationChanged {
+                    // Another host edited the sync: bind to what is stored now.
+                    _ = try? connection.execute("ROLLBACK")
+                    try rebindStored(rebind.integrationID)
                 } catch let error as PostgresError where error.isSerializationFailure && attempt < 8 {
                     _ = try? connection.execute("ROLLBACK")
                     attempt += 1
@@ -77,6 +82,14 @@ extension Engine {
         try connection.execute(batch: [
             "BEGIN ISOLATION LEVEL REPEATABLE READ", "SET LOCAL tandem.applying = 'on'", "SET LOCAL join_collapse_limit = 1",
             "DELETE FROM _tandem_candidates", "DELETE FROM _tandem_new_links", "DELETE FROM _tandem_failed",
+            // A reactivation's catch-up decides its modules' conflicts by its own policy (R16).
+            "DELETE FROM _tandem_policies",
+            """
+            INSERT INTO _tandem_policies (module, policy)
+            SELECT mp.module, t.job_policy FROM tandem.tabs t
+              JOIN tandem.module_pairs mp ON mp.integration_id = t.integration_id AND mp.tab = t.tab
+             WHERE t.integration_id = (SELECT s.integration_id FROM _tandem_session s) AND t.job = 'reactivation'
+            """,
         ])
         let id = bound.id
 
@@ -84,9 +97,15 @@ extension Engine {
         // what is visible now and was not then. A transaction that was running
         // then is read by the first pass after it commits (B1).
         let snapshot = try connection.execute("""
-            SELECT pg_current_snapshot()::text FROM tandem.sync_cursors c WHERE c.integration_id = \(id)
-            """)
-        guard let current = snapshot.scalar else {
+            SELECT pg_current_snapshot()::text, i.config_version, i.removed_at IS NOT NULL
+              FROM tandem.integrations i LEFT JOIN tandem.sync_cursors c ON c.integration_id = i.integration_id
+             WHERE i.integration_id = \(id)
+            """).rows.first
+        guard let snapshot, snapshot[2] == "f" else {
+            throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17): nothing of it syncs any more")
+        }
+        if snapshot[1].flatMap({ Int64($0) }) != bound.configVersion { throw ConfigurationChanged(integrationID: id) }
+        guard let current = snapshot[0] else {
             throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again")
         }
         let states = try tabStates(id)
@@ -114,10 +133,10 @@ extension Engine {
         // An initial sync grows links and mirrors faster than autovacuum
         // analyzes them; plans made on stale statistics turn anti-joins
         // against the links into nested loops over the whole table.
-        if states.values.contains(where: { $0.state == TabState.initialSync.rawValue }) {
+        if states.values.contains(where: { $0.job != nil }) {
             try connection.execute("ANALYZE tandem.links, tandem.mirrors")
         }
-        let chunk = try initialSyncChunk(bound, states: states, events: &events)
+        let chunk = try jobChunk(bound, states: states)
         summary.initialChunk = chunk != nil
         summary.changesRead += chunk?.read ?? 0
 
@@ -165,7 +184,7 @@ extension Engine {
         try connection.execute("""
             INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,
                                      updated_in_pipeline, updated_in_crm, conflicts, errors, waiting)
-            VALUES (\(id), \(chunk == nil ? "incremental" : "initial_sync"), \(Self.timestamp(started))::timestamptz,
+            VALUES (\(id), \(chunk?.job.rawValue ?? "incremental"), \(Self.timestamp(started))::timestamptz,
                     \(summary.changesRead), \(summary.matched), \(summary.createdInPipeline), \(summary.createdInCRM),
                     \(summary.updatedInPipeline), \(summary.updatedInCRM), \(summary.conflicts), \(summary.errors), \(summary.waiting))
             """)
@@ -176,11 +195,11 @@ extension Engine {
         passesSinceTruncate += 1
         if summary.changesRead > 5_000 || passesSinceTruncate >= 1_000 {
             passesSinceTruncate = 0
-            let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed"] + bound.compilers.flatMap(\.temporaryTableNames)
+            let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed", "_tandem_policies"] + bound.compilers.flatMap(\.temporaryTableNames)
             try connection.execute("TRUNCATE \(raw: names.joined(separator: ", "))")
         }
         events.append(Self.json([
-            "type": "sync_pass", "integration": bound.integration.name, "kind": chunk == nil ? "incremental" : "initial_sync",
+            "type": "sync_pass", "integration": bound.integration.name, "kind": chunk?.job.rawValue ?? "incremental",
             "changes_read": summary.changesRead, "matched": summary.matched,
             "created_in_pipeline": summary.createdInPipeline, "created_in_crm": summary.createdInCRM,
             "updated_in_pipeline": summary.updatedInPipeline, "updated_in_crm": summary.updatedInCRM,

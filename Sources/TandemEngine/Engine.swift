@@ -24,6 +24,9 @@ public final class Engine {
         let compilers: [ModuleCompiler]
         /// The statements of every module, built once.
         let compiled: [CompiledModule]
+        /// tandem.integrations.config_version when bound: a pass that finds
+        /// another version binds again first (another host edited the sync).
+        let configVersion: Int64
     }
 
     /// Connects. The error never contains the password.
@@ -93,6 +96,10 @@ public final class Engine {
     static func json(_ pairs: KeyValuePairs<String, Any>) -> String {
         var object: [String: Any] = [:]
         for (key, value) in pairs { object[key] = value }
+        return json(object)
+    }
+
+    static func json(_ object: [String: Any]) -> String {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
               let text = String(data: data, encoding: .utf8) else { return "{}" }
         return text

@@ -472,5 +472,165 @@ END
 $$;
 COMMENT ON FUNCTION tandem._map_value(bigint, text, text, text, text) IS 'The pipeline-app value of a CRM value of a mapped field, in its context; fails the record when there is none.';
 """#),
+        Migration(version: 5, name: "0005_lifecycle", sql: #"""
+-- 0005: the lifecycle of tabs and integrations (R14-R17): background jobs
+-- besides the initial sync (the re-scan of an edit sync, the catch-up of a
+-- reactivation), inactive tabs that cost the apps nothing, and removal that
+-- leaves no trace on the app tables.
+
+-- A tab runs at most one background job at a time. The initial sync is one;
+-- an edit sync re-scans the CRM view and brings newly mapped fields into line
+-- (R14); a reactivation diffs every linked record against its mirror and
+-- syncs what was added meanwhile, under the policy given for it (R16).
+ALTER TABLE tandem.tabs DROP CONSTRAINT tabs_state_check;
+ALTER TABLE tandem.tabs ADD CONSTRAINT tabs_state_check
+    CHECK (state IN ('configured', 'initial_sync', 'active', 'inactive', 'removed'));
+ALTER TABLE tandem.tabs
+    ADD COLUMN job text CONSTRAINT tabs_job_check CHECK (job IN ('initial_sync', 'edit_sync', 'reactivation')),
+    ADD COLUMN job_policy text
+        CONSTRAINT tabs_job_policy_check CHECK (job_policy IN ('latest', 'crm_wins', 'pipeline_wins', 'skip')),
+    ADD COLUMN job_started_at timestamptz,
+    ADD COLUMN inactive_since timestamptz;
+UPDATE tandem.tabs SET job = 'initial_sync', job_started_at = activated_at WHERE state = 'initial_sync';
+COMMENT ON COLUMN tandem.tabs.state IS 'configured (stored, not syncing), initial_sync (R10), active, inactive (deactivated: nothing syncs, nothing is deleted, R15), removed (the integration was removed, R17).';
+COMMENT ON COLUMN tandem.tabs.job IS 'The background job the tab runs in chunks: initial_sync (R10), edit_sync (re-scan after a view or mapping change, R14), reactivation (catch-up after being inactive, R16); NULL when none.';
+COMMENT ON COLUMN tandem.tabs.job_policy IS 'The conflict policy of a reactivation''s catch-up (R16); live conflicts use the integration''s policy.';
+COMMENT ON COLUMN tandem.tabs.initial_sync_progress IS 'Progress of the running job, per module and scan (pipeline, crm: unlinked records; links: linked records): the last key handled and the counts so far.';
+COMMENT ON COLUMN tandem.tabs.inactive_since IS 'When the tab was deactivated (R15).';
+
+ALTER TABLE tandem.runs DROP CONSTRAINT runs_kind_check;
+ALTER TABLE tandem.runs ADD CONSTRAINT runs_kind_check
+    CHECK (kind IN ('initial_sync', 'incremental', 'edit_sync', 'reactivation'));
+
+ALTER TABLE tandem.integrations
+    ADD COLUMN removed_at timestamptz,
+    ADD COLUMN config_version bigint NOT NULL DEFAULT 1;
+COMMENT ON COLUMN tandem.integrations.config_version IS 'Grows with every change of the stored configuration, so that every host bound to the integration binds again before its next pass.';
+COMMENT ON COLUMN tandem.integrations.removed_at IS 'When the integration was removed (R17): nothing syncs, its triggers and indexes are gone from the app tables, its history stays for reporting.';
+
+-- Match indexes Tandem created on app tables (B3), so that removal drops
+-- exactly those and nothing else. One index may serve several integrations.
+CREATE TABLE tandem.match_indexes (
+    index_name      regclass NOT NULL,
+    integration_id  bigint NOT NULL CONSTRAINT match_indexes_integration_fk REFERENCES tandem.integrations ON DELETE CASCADE,
+    table_name      regclass NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT match_indexes_pk PRIMARY KEY (index_name, integration_id)
+);
+COMMENT ON TABLE tandem.match_indexes IS 'Indexes Tandem created on app tables for matching (B3), per integration that uses them; dropped when no integration uses them any more (R17).';
+INSERT INTO tandem.match_indexes (index_name, integration_id, table_name)
+SELECT DISTINCT i.indexrelid::regclass, mp.integration_id, i.indrelid::regclass
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN tandem.module_pairs mp ON i.indrelid IN (mp.pipeline_table::oid, mp.crm_table::oid)
+ WHERE c.relname LIKE 'tandem\_match\_%';
+
+-- Removes the capture triggers and function of one app table.
+CREATE FUNCTION tandem._remove_capture(target regclass) RETURNS void
+LANGUAGE plpgsql AS $remove$
+DECLARE
+    watched record;
+BEGIN
+    EXECUTE format('DROP TRIGGER IF EXISTS _900_tandem_capture_insert ON %s', target);
+    EXECUTE format('DROP TRIGGER IF EXISTS _900_tandem_capture_update ON %s', target);
+    EXECUTE format('DROP TRIGGER IF EXISTS _900_tandem_capture_delete ON %s', target);
+    FOR watched IN DELETE FROM tandem.watched_tables w WHERE w.table_name = target RETURNING w.table_oid LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS tandem.%I()', format('_capture_%s', watched.table_oid));
+    END LOOP;
+    EXECUTE format('DROP FUNCTION IF EXISTS tandem.%I()', format('_capture_%s', target::oid));
+END
+$remove$;
+COMMENT ON FUNCTION tandem._remove_capture(regclass) IS 'Drops the capture triggers (_900_tandem_capture_*) of an app table and their function.';
+
+-- The app tables that need capture: those of tabs that sync (initial_sync or
+-- active) in integrations that were not removed, with their key columns.
+CREATE VIEW tandem._captured_tables AS
+SELECT DISTINCT s.table_name, s.key_column
+  FROM tandem.module_pairs mp
+  JOIN tandem.tabs t ON t.integration_id = mp.integration_id AND t.tab = mp.tab AND t.state IN ('initial_sync', 'active')
+  JOIN tandem.integrations i ON i.integration_id = mp.integration_id AND i.removed_at IS NULL
+ CROSS JOIN LATERAL (VALUES (mp.pipeline_table, mp.pipeline_key), (mp.crm_table, mp.crm_key)) s(table_name, key_column);
+COMMENT ON VIEW tandem._captured_tables IS 'App tables whose changes must be captured now: those of syncing tabs of integrations not removed.';
+
+-- Brings the triggers on the app tables in line with the tabs' states: a
+-- table of a syncing tab is captured, any other is not (an inactive tab costs
+-- its app's writers nothing, R15; a removed integration leaves no trigger, R17).
+CREATE FUNCTION tandem._reconcile_capture() RETURNS void
+LANGUAGE plpgsql AS $reconcile$
+DECLARE
+    target record;
+BEGIN
+    FOR target IN SELECT w.table_name FROM tandem.watched_tables w
+                   WHERE NOT EXISTS (SELECT 1 FROM tandem._captured_tables c WHERE c.table_name = w.table_name) LOOP
+        PERFORM tandem._remove_capture(target.table_name);
+    END LOOP;
+    FOR target IN SELECT c.table_name, c.key_column FROM tandem._captured_tables c
+                   WHERE NOT EXISTS (SELECT 1 FROM tandem.watched_tables w WHERE w.table_name = c.table_name) LOOP
+        PERFORM tandem._install_capture(target.table_name, target.key_column);
+    END LOOP;
+    -- Changes of tables nobody captures any more will never be read.
+    DELETE FROM tandem.change_log cl
+     WHERE NOT EXISTS (SELECT 1 FROM tandem.watched_tables w WHERE w.table_oid = cl.table_oid);
+END
+$reconcile$;
+COMMENT ON FUNCTION tandem._reconcile_capture() IS 'Installs capture on the tables of syncing tabs and removes it from every other table.';
+
+-- Drops the match indexes Tandem created that no integration still in place
+-- uses. Only indexes recorded in tandem.match_indexes are ever dropped.
+CREATE FUNCTION tandem._drop_unused_match_indexes() RETURNS void
+LANGUAGE plpgsql AS $drop$
+DECLARE
+    unused record;
+BEGIN
+    FOR unused IN SELECT DISTINCT m.index_name::oid AS index_oid FROM tandem.match_indexes m
+                   WHERE NOT EXISTS (SELECT 1 FROM tandem.match_indexes u
+                                       JOIN tandem.integrations i ON i.integration_id = u.integration_id AND i.removed_at IS NULL
+                                      WHERE u.index_name = m.index_name) LOOP
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = unused.index_oid AND c.relkind = 'i') THEN
+            EXECUTE format('DROP INDEX IF EXISTS %s', unused.index_oid::regclass);
+        END IF;
+        DELETE FROM tandem.match_indexes m WHERE m.index_name::oid = unused.index_oid;
+    END LOOP;
+END
+$drop$;
+COMMENT ON FUNCTION tandem._drop_unused_match_indexes() IS 'Drops the tandem_match_* indexes on app tables that no integration still in place uses (R17).';
+
+-- tab_status shows the job, its policy and since when a tab is inactive; the
+-- last pass only for tabs that ever synced.
+CREATE OR REPLACE VIEW tandem.tab_status AS
+SELECT i.name AS integration,
+       t.tab,
+       t.state,
+       (t.initial_sync_completed_at IS NOT NULL) AS initial_sync_complete,
+       t.activated_at,
+       t.initial_sync_completed_at,
+       (SELECT count(*) FROM tandem.links l
+          JOIN tandem.module_pairs mp ON mp.integration_id = l.integration_id AND mp.module = l.module
+         WHERE l.integration_id = t.integration_id AND mp.tab = t.tab) AS linked_records,
+       (SELECT count(DISTINCT (cl.table_oid, cl.record_id)) FROM tandem.change_log cl
+          JOIN tandem.module_pairs mp ON cl.table_oid IN (mp.pipeline_table::oid, mp.crm_table::oid)
+          JOIN tandem.sync_cursors sc ON sc.integration_id = mp.integration_id
+         WHERE mp.integration_id = t.integration_id AND mp.tab = t.tab AND cl.xid >= sc.position
+           AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)) AS pending_changes,
+       (SELECT count(DISTINCT (w.module, w.side, w.record_id)) FROM tandem.waiting_records w
+          JOIN tandem.module_pairs mp ON mp.integration_id = w.integration_id AND mp.module = w.module
+         WHERE w.integration_id = t.integration_id AND mp.tab = t.tab) AS waiting_records,
+       (SELECT count(*) FROM tandem.record_failures f
+          JOIN tandem.module_pairs mp ON mp.integration_id = f.integration_id AND mp.module = f.module
+         WHERE f.integration_id = t.integration_id AND mp.tab = t.tab AND f.resolved_at IS NULL) AS open_errors,
+       (SELECT count(*) FROM tandem.conflict_decisions c
+          JOIN tandem.module_pairs mp ON mp.integration_id = c.integration_id AND mp.module = c.module
+         WHERE c.integration_id = t.integration_id AND mp.tab = t.tab) AS conflicts,
+       CASE WHEN t.activated_at IS NOT NULL THEN
+            (SELECT max(r.finished_at) FROM tandem.runs r WHERE r.integration_id = t.integration_id) END AS last_pass_at,
+       t.initial_sync_progress,
+       t.job,
+       t.job_policy,
+       t.job_started_at,
+       t.inactive_since
+  FROM tandem.tabs t
+  JOIN tandem.integrations i ON i.integration_id = t.integration_id;
+COMMENT ON VIEW tandem.tab_status IS 'Each tab of each integration: its state (inactive since when), the background job it runs (initial sync, edit sync, reactivation) and its progress, linked records, changes not yet synced, records waiting for a parent, open record errors, conflicts decided, and the last pass.';
+"""#),
     ]
 }
