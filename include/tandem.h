@@ -66,6 +66,7 @@ typedef struct tandem tandem;
 #define TANDEM_BUSY        7  /**< another host is the active syncer for this integration */
 #define TANDEM_STATE       8  /**< not allowed in the current state (tab order R2, not configured) */
 #define TANDEM_NOTFOUND    9  /**< no such integration, tab or report */
+#define TANDEM_REMOVED    10  /**< the integration was removed (R17): stop following it */
 
 /** Static English text for a result code ("configuration error", ...).
  *  Never NULL; unknown codes give "unknown result code". Never freed. */
@@ -132,8 +133,64 @@ int tandem_attach(tandem *db, const char *integration);
  *  schedules the initial sync of existing data in both apps (R10). Returns at
  *  once; the initial sync runs in chunks inside tandem_sync(),
  *  tandem_process() or tandem_run(), and an "initial_sync_complete" event is
- *  emitted at the end. TANDEM_STATE when the tab order forbids it (R2). */
+ *  emitted at the end. A tab that syncs already is left as it is (TANDEM_OK).
+ *  TANDEM_STATE when the tab order forbids it (R2) and for an inactive tab
+ *  (see tandem_reactivate). */
 int tandem_activate(tandem *db, const char *tab);
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle of tabs and of the integration (R14-R17)                        */
+/* None of these deletes or rewrites data in either app. Each is one          */
+/* transaction; where data must be looked at again, a background job runs in  */
+/* chunks inside tandem_sync()/tandem_process()/tandem_run(), with progress   */
+/* in tandem.tab_status and a completion event. Hosts bound to the            */
+/* integration elsewhere pick the change up before their next pass.          */
+/* ------------------------------------------------------------------------ */
+
+/** Edit sync (R14) of "contacts_companies" or "pipelines_products": changes
+ *  the tab's CRM views or field mapping. config_json is the whole new
+ *  configuration, validated like tandem_configure's (every problem in one
+ *  message); only that tab's views and fields may differ from the stored
+ *  one (TANDEM_CONFIG names anything else). NULL keeps the configuration and
+ *  re-scans the views, for a view whose definition changed in SQL.
+ *  Records synced from an old view keep their links; CRM records now in the
+ *  view are matched or created ("edit_sync_complete" event at the end); a
+ *  newly mapped field is brought into line for every linked record (a value
+ *  on one side fills the other, different values are decided by the policy
+ *  and recorded as conflicts); a field no longer mapped stops syncing.
+ *  TANDEM_STATE for activities and notes (R9, nothing to edit), for a tab
+ *  never activated, and while a job of the tab runs. */
+int tandem_edit_sync(tandem *db, const char *tab, const char *config_json);
+
+/** Deactivates a tab (R15): its new and edited data stop syncing at once and
+ *  its capture triggers are dropped, so its tables cost their writers
+ *  nothing. Links and mirrors stay. TANDEM_STATE for "contacts_companies",
+ *  the parent of every other tab (remove the integration instead). A tab
+ *  that is inactive already is left as it is (TANDEM_OK). */
+int tandem_deactivate(tandem *db, const char *tab);
+
+/** Reactivates an inactive tab (R16) with a conflict policy for records
+ *  changed on both sides while it was inactive: "latest", "crm_wins",
+ *  "pipeline_wins" or "skip" (neither side is written). Every linked record
+ *  is diffed against its mirror; one-sided changes and records added
+ *  meanwhile sync as usual. The policy applies to that catch-up only
+ *  ("reactivation_complete" event at the end). TANDEM_MISUSE for an unknown
+ *  policy; TANDEM_STATE for a tab never activated. An active tab is left as
+ *  it is (TANDEM_OK). */
+int tandem_reactivate(tandem *db, const char *tab, const char *policy);
+
+/** Removes the bound integration (R17): all of its sync stops, hosts
+ *  following it return TANDEM_REMOVED, and every trigger, function and
+ *  index Tandem put on the app tables is dropped (unless another
+ *  integration still uses it). Nothing in either app is deleted. Its
+ *  history (links, conflicts, runs, events) stays for reporting unless purge
+ *  is non-zero. Calling it again is harmless. */
+int tandem_remove(tandem *db, int purge);
+
+/** Drops the tandem schema (with the history of removed integrations).
+ *  TANDEM_STATE, naming them, while an integration is still in place. Needs
+ *  no bound integration; harmless when nothing is installed. */
+int tandem_uninstall(tandem *db);
 
 /* ------------------------------------------------------------------------ */
 /* Sync                                                                     */

@@ -189,6 +189,49 @@ public func tandem_activate(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?) 
     return object.call { try object.engine.activate(try argument(tab, "tab", on: object)) }
 }
 
+// MARK: - Lifecycle of tabs and of the integration
+
+@_cdecl("tandem_edit_sync")
+public func tandem_edit_sync(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?, _ config: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call {
+        let name = try argument(tab, "tab", on: object)
+        let json = try config.map { _ in try argument(config, "config_json", on: object) }
+        try object.engine.editSync(name, configuration: json)
+    }
+}
+
+@_cdecl("tandem_deactivate")
+public func tandem_deactivate(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.deactivate(try argument(tab, "tab", on: object)) }
+}
+
+@_cdecl("tandem_reactivate")
+public func tandem_reactivate(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?, _ policy: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call {
+        let name = try argument(tab, "tab", on: object)
+        let policyName = try argument(policy, "policy", on: object)
+        guard let conflictPolicy = ConflictPolicy(rawValue: policyName) else {
+            throw TandemError(.misuse, "unknown conflict policy '\(policyName)' (policies: \(ConflictPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        try object.engine.reactivate(name, policy: conflictPolicy)
+    }
+}
+
+@_cdecl("tandem_remove")
+public func tandem_remove(_ db: OpaquePointer?, _ purge: Int32) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.remove(purge: purge != 0) }
+}
+
+@_cdecl("tandem_uninstall")
+public func tandem_uninstall(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.uninstall() }
+}
+
 @_cdecl("tandem_sync")
 public func tandem_sync(_ db: OpaquePointer?, _ changes: UnsafeMutablePointer<Int64>?) -> Int32 {
     guard let object = handle(db) else { return ResultCode.misuse.rawValue }

@@ -319,6 +319,11 @@ static void test_null_handle(void)
     NULL_HANDLE(tandem_status(NULL, &s), "tandem_status");
     NULL_HANDLE(tandem_report(NULL, "runs", 0, &s), "tandem_report");
     NULL_HANDLE(tandem_errcode(NULL), "tandem_errcode");
+    NULL_HANDLE(tandem_edit_sync(NULL, "contacts_companies", NULL), "tandem_edit_sync");
+    NULL_HANDLE(tandem_deactivate(NULL, "activities"), "tandem_deactivate");
+    NULL_HANDLE(tandem_reactivate(NULL, "activities", "latest"), "tandem_reactivate");
+    NULL_HANDLE(tandem_remove(NULL, 0), "tandem_remove");
+    NULL_HANDLE(tandem_uninstall(NULL), "tandem_uninstall");
 #undef NULL_HANDLE
 
     check(s == SENTINEL_STRING, "NULL handle: status/report leave *json_out untouched", "it was overwritten");
@@ -474,6 +479,14 @@ static void test_null_arguments(tandem *db)
     check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_attach(db, NULL)");
     rc = tandem_activate(db, NULL);
     check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_activate(db, NULL)");
+    rc = tandem_edit_sync(db, NULL, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_edit_sync(db, NULL tab, NULL)");
+    rc = tandem_deactivate(db, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_deactivate(db, NULL)");
+    rc = tandem_reactivate(db, NULL, "latest");
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_reactivate(db, NULL tab, policy)");
+    rc = tandem_reactivate(db, "activities", NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_reactivate(db, tab, NULL policy)");
     rc = tandem_report(db, NULL, 0, &s);
     check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_report(db, NULL name)");
     check(s == SENTINEL_STRING, "NULL argument: tandem_report(db, NULL name) leaves *json_out untouched", NULL);
@@ -859,6 +872,60 @@ static int test_configured(tandem *db, const char *good)
     return 1;
 }
 
+/* The lifecycle (R14-R17) through the C ABI: the refusals, then removal
+ * while another handle follows the integration: its tandem_run returns
+ * TANDEM_REMOVED. Returns 0 when the following thread never came back. */
+static int test_lifecycle(tandem *db, const char *good)
+{
+    int rc;
+    rc = tandem_deactivate(db, "contacts_companies");
+    check_rc(db, rc, TANDEM_STATE, "tandem_deactivate(\"contacts_companies\") is refused (R15)");
+    check(strstr(tandem_errmsg(db), "R15") != NULL, "the refusal names R15", "errmsg: %s", tandem_errmsg(db));
+    rc = tandem_reactivate(db, "contacts_companies", "sometimes");
+    check_rc(db, rc, TANDEM_MISUSE, "tandem_reactivate with an unknown policy");
+    rc = tandem_reactivate(db, "contacts_companies", "crm_wins");
+    check_rc(db, rc, TANDEM_OK, "tandem_reactivate of an active tab leaves it as it is");
+    rc = tandem_edit_sync(db, "notes", NULL);
+    check_rc(db, rc, TANDEM_STATE, "tandem_edit_sync of a tab not set up");
+    rc = tandem_edit_sync(db, "contacts_companies", "{");
+    check_rc(db, rc, TANDEM_CONFIG, "tandem_edit_sync with bad JSON");
+    rc = tandem_edit_sync(db, "contacts_companies", NULL);
+    check_rc(db, rc, TANDEM_OK, "tandem_edit_sync(NULL config) re-scans the views");
+    check_rc(db, tandem_sync(db, NULL), TANDEM_OK, "tandem_sync runs the re-scan");
+
+    tandem *follower = open_or_die(good);
+    check_rc(follower, tandem_attach(follower, "default"), TANDEM_OK, "a second handle attaches");
+    struct runner r = { follower, -1, 0, 0 };
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run_thread, &r) != 0) {
+        check(0, "lifecycle: start a following thread", "pthread_create failed");
+        tandem_close(follower);
+        return 1;
+    }
+    double removed_at = now_seconds();
+    rc = tandem_remove(db, 0);
+    check_rc(db, rc, TANDEM_OK, "tandem_remove(db, 0)");
+    while (!atomic_load(&r.done) && now_seconds() - removed_at < 10.0) sleep_ms(10);
+    if (!atomic_load(&r.done)) {
+        check(0, "a host following a removed integration returns within 10 s", "still running");
+        tandem_stop(follower);
+        while (!atomic_load(&r.done) && now_seconds() - removed_at < 20.0) sleep_ms(10);
+        if (!atomic_load(&r.done)) return 0;
+    }
+    pthread_join(thread, NULL);
+    check(r.rc == TANDEM_REMOVED, "the following host's tandem_run returns TANDEM_REMOVED", "returned %d (%s): %s",
+          r.rc, tandem_errstr(r.rc), tandem_errmsg(follower));
+    check(strcmp(tandem_errstr(TANDEM_REMOVED), "the integration was removed") == 0, "tandem_errstr(TANDEM_REMOVED)",
+          "%s", tandem_errstr(TANDEM_REMOVED));
+    tandem_close(follower);
+
+    check_rc(db, tandem_remove(db, 0), TANDEM_OK, "tandem_remove again is harmless");
+    check_rc(db, tandem_sync(db, NULL), TANDEM_REMOVED, "tandem_sync on a removed integration");
+    check_rc(db, tandem_uninstall(db), TANDEM_OK, "tandem_uninstall once no integration is in place");
+    check_rc(db, tandem_uninstall(db), TANDEM_OK, "tandem_uninstall again is harmless");
+    return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -887,6 +954,7 @@ int main(int argc, char **argv)
         /* A tandem_run thread never came back: the handle cannot be closed. */
         return finish();
     }
+    if (!test_lifecycle(db, good)) return finish();
     tandem_close(db);
     return finish();
 }

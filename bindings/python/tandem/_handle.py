@@ -210,6 +210,38 @@ class Tandem:
         chunks inside :meth:`sync`, :meth:`process` or :meth:`run`."""
         self._invoke("tandem_activate", _encode(tab, "tab"))
 
+    # -- lifecycle of tabs and of the integration (R14-R17) --------------------
+
+    def edit_sync(self, tab: Text, config: Optional[Union[Mapping[str, Any], Text]] = None) -> None:
+        """Edit sync (R14) of ``contacts_companies`` or ``pipelines_products``:
+        ``config`` is the whole new configuration, in which only that tab's CRM
+        views and field mappings may differ; ``None`` re-scans the views as
+        they are (after a view's definition changed in SQL). The re-scan runs
+        in chunks inside :meth:`sync`, :meth:`process` or :meth:`run`."""
+        text = None if config is None else _configuration_text(config)
+        self._invoke("tandem_edit_sync", _encode(tab, "tab"), text)
+
+    def deactivate(self, tab: Text) -> None:
+        """Deactivates a tab (R15): its data stop syncing at once, nothing is
+        deleted. ``contacts_companies`` cannot be deactivated."""
+        self._invoke("tandem_deactivate", _encode(tab, "tab"))
+
+    def reactivate(self, tab: Text, policy: Text) -> None:
+        """Reactivates an inactive tab (R16); ``policy`` (``latest``,
+        ``crm_wins``, ``pipeline_wins`` or ``skip``) decides records changed on
+        both sides while it was inactive."""
+        self._invoke("tandem_reactivate", _encode(tab, "tab"), _encode(policy, "policy"))
+
+    def remove(self, purge: bool = False) -> None:
+        """Removes the bound integration (R17): all of its sync stops, Tandem's
+        triggers and indexes leave the app tables, no app data is deleted. The
+        history stays for reporting unless ``purge``. Harmless when repeated."""
+        self._invoke("tandem_remove", 1 if purge else 0)
+
+    def uninstall(self) -> None:
+        """Drops the ``tandem`` schema; refused while an integration is in place."""
+        self._invoke("tandem_uninstall")
+
     def sync(self) -> int:
         """Runs one sync pass; returns the number of records written."""
         changes = c_int64(0)
