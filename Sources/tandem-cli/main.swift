@@ -11,6 +11,16 @@ let usage = """
       validate  --config FILE      check a configuration against the database (R5-R8)
       configure --config FILE      validate, store and bind a configuration
       activate  TAB                activate a tab (contacts_companies, ...) and start its initial sync
+      edit      TAB [--config FILE]
+                                   edit sync (R14): change the tab's CRM views or field mapping to those
+                                   of FILE; without --config, re-scan the views as they are now
+      deactivate TAB               stop syncing a tab (R15); nothing is deleted
+      reactivate TAB --policy P    bring an inactive tab back (R16); P decides records changed on both
+                                   sides meanwhile: latest, crm_wins, pipeline_wins or skip
+      remove    [--purge]          remove the integration (R17): all sync stops, Tandem's triggers and
+                                   indexes leave the app tables, no app data is deleted; --purge also
+                                   deletes its history from the tandem schema
+      uninstall                    drop the tandem schema (refused while an integration is in place)
       sync                         run passes until there is nothing left to do, print what they did
       run                          follow changes until interrupted (Ctrl-C)
       status                       the integration and its tabs, as JSON
@@ -33,7 +43,7 @@ struct Arguments {
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
-            if argument == "--follow" || argument == "--help" || argument == "-h" {
+            if argument == "--follow" || argument == "--help" || argument == "-h" || argument == "--purge" {
                 flags.insert(argument)
             } else if argument.hasPrefix("--") {
                 guard index + 1 < arguments.count else { throw TandemError(.misuse, "option \(argument) needs a value") }
@@ -90,8 +100,59 @@ func main() -> Int32 {
             print("configured integration '\(engine.integration?.name ?? "")'")
         case "activate":
             guard let tab = arguments.positional.first else { throw TandemError(.misuse, "activate needs a TAB") }
-            try attached(arguments).activate(tab)
-            print("activated \(tab); its initial sync runs with `tandem sync` or `tandem run`")
+            if try attached(arguments).activate(tab) {
+                print("activated \(tab); its initial sync runs with `tandem sync` or `tandem run`")
+            } else {
+                print("\(tab) is active already: nothing to start")
+            }
+        case "edit":
+            guard let tab = arguments.positional.first else { throw TandemError(.misuse, "edit needs a TAB") }
+            let json = arguments.options["config"] == nil ? nil : try readConfig(arguments)
+            let summary = try attached(arguments).editSync(tab, configuration: json)
+            var lines = ["edit sync of \(tab):"]
+            if !summary.viewsChanged.isEmpty { lines.append("  CRM view changed: \(summary.viewsChanged.joined(separator: ", "))") }
+            for (module, fields) in summary.newlyMapped.sorted(by: { $0.key < $1.key }) {
+                lines.append("  newly mapped in \(module): \(fields.joined(separator: ", ")) (brought into line for every linked record)")
+            }
+            for (module, fields) in summary.unmapped.sorted(by: { $0.key < $1.key }) {
+                lines.append("  no longer synced in \(module): \(fields.joined(separator: ", ")) (both apps keep their values)")
+            }
+            lines.append(summary.rescanScheduled
+                ? "  the re-scan runs with `tandem sync` or `tandem run`; watch tandem.tab_status"
+                : "  the tab is inactive: its reactivation will look at everything")
+            print(lines.joined(separator: "\n"))
+        case "deactivate":
+            guard let tab = arguments.positional.first else { throw TandemError(.misuse, "deactivate needs a TAB") }
+            print(try attached(arguments).deactivate(tab)
+                  ? "deactivated \(tab): its data no longer sync; links and mirrors are kept (reactivate it with a --policy)"
+                  : "\(tab) is inactive already")
+        case "reactivate":
+            guard let tab = arguments.positional.first else { throw TandemError(.misuse, "reactivate needs a TAB") }
+            guard let name = arguments.options["policy"] else {
+                throw TandemError(.misuse, "reactivate needs --policy (\(ConflictPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard let policy = ConflictPolicy(rawValue: name) else {
+                throw TandemError(.misuse, "unknown policy '\(name)' (policies: \(ConflictPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            print(try attached(arguments).reactivate(tab, policy: policy)
+                  ? "reactivated \(tab) with \(name) for records changed on both sides while it was inactive; the catch-up runs with `tandem sync` or `tandem run`"
+                  : "\(tab) is active already: nothing to reactivate")
+        case "remove":
+            let purge = arguments.flags.contains("--purge")
+            let engine: Engine
+            do {
+                engine = try attached(arguments)
+            } catch let error as TandemError where error.code == .notFound {
+                print("\(error.message): nothing to remove")
+                return 0
+            }
+            let name = engine.integration?.name ?? ""
+            print(try engine.remove(purge: purge)
+                  ? "removed integration '\(name)': nothing syncs, Tandem's triggers and indexes are gone from the app tables, no app data was deleted\(purge ? "; its history was purged" : "; its history stays in the tandem schema")"
+                  : "integration '\(name)' was removed already")
+        case "uninstall":
+            try Engine(conninfo: try conninfo(arguments)).uninstall()
+            print("the tandem schema is gone from this database")
         case "sync":
             let engine = try attached(arguments)
             engine.eventHandler = { print($0) }
