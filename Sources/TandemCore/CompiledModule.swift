@@ -21,6 +21,8 @@ public struct CompiledModule: Sendable {
     public let mirrorWritten: SQL
     public let markDeleted: SQL
     public let rememberWaitingPairs: [Side: SQL]
+    public let lockRows: [Side: SQL]
+    public let deferContended: SQL
 
     public init(_ compiler: ModuleCompiler) {
         self.compiler = compiler
@@ -34,6 +36,8 @@ public struct CompiledModule: Sendable {
         mirrorUnwritten = compiler.mirrorUnwritten
         mirrorWritten = compiler.mirrorWritten
         markDeleted = compiler.markDeleted
+        deferContended = compiler.deferContended
+        lockRows = Dictionary(uniqueKeysWithValues: Side.allCases.map { ($0, compiler.lockRows($0)) })
         var match: [Side: SQL] = [:], prepareCreate: [Side: SQL] = [:], linkCreated: [Side: SQL] = [:]
         var rememberWaitingCreates: [Side: SQL] = [:], rememberWaitingPairs: [Side: SQL] = [:]
         var create: [Side: ApplyStatement] = [:], update: [Side: ApplyStatement] = [:]

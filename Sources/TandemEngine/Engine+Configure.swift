@@ -288,6 +288,9 @@ extension Engine {
             """)
         try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_policies (module text PRIMARY KEY, policy text NOT NULL)")
         try connection.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS _tandem_locked (module text, side text, record_id text, PRIMARY KEY (module, side, record_id))
+            """)
+        try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS _tandem_candidates (
                 module text, side text, record_id text, PRIMARY KEY (module, side, record_id))
             """)

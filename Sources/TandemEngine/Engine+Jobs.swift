@@ -100,7 +100,13 @@ extension Engine {
         }
         let data = try JSONSerialization.data(withJSONObject: progress, options: [.sortedKeys])
         let text = String(decoding: data, as: UTF8.self)
-        try connection.execute("UPDATE tandem.tabs SET initial_sync_progress = \(text)::jsonb WHERE integration_id = \(bound.id) AND tab = \(chunk.tab.rawValue)")
+        // A lifecycle operation that committed meanwhile (a deactivation, say)
+        // ended the job: then this pass records nothing of it.
+        let progressed = try connection.execute("""
+            UPDATE tandem.tabs SET initial_sync_progress = \(text)::jsonb
+             WHERE integration_id = \(bound.id) AND tab = \(chunk.tab.rawValue) AND job = \(chunk.job.rawValue)
+            """).affected
+        if progressed == 0 { return }
 
         let modules = bound.integration.modules(of: chunk.tab)
         let complete = modules.allSatisfy { module in

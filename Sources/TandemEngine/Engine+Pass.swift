@@ -18,6 +18,9 @@ public struct PassSummary: Sendable, Equatable {
 
     public init() {}
 
+    /// Records left for a later pass because a user was writing them (B11).
+    public var deferred: Int64 = 0
+
     /// Records written in either app.
     public var written: Int64 { createdInPipeline + createdInCRM + updatedInPipeline + updatedInCRM }
 
@@ -26,11 +29,14 @@ public struct PassSummary: Sendable, Equatable {
 }
 
 extension Engine {
-    /// One sync pass, in one transaction (B5): a chunk of a running initial
-    /// sync, every change committed since the cursor, waiting records whose
-    /// parents were linked, and failed records due for a retry.
-    /// A serialization failure (a user wrote a record while the pass wrote it)
-    /// rolls everything back and the pass runs again.
+    /// One sync pass, in one transaction (B5): a chunk of a running job,
+    /// every change committed since the cursor, waiting records whose parents
+    /// were linked, failed records due for a retry, and deferred records.
+    /// The pass runs in READ COMMITTED and locks the rows it merges with
+    /// FOR UPDATE SKIP LOCKED: records users are writing right now are
+    /// deferred, never waited for, and the rest of the batch commits (B11).
+    /// A transient failure (deadlock, a lock timeout on an insert) rolls the
+    /// pass back and it runs again after a short back-off.
     public func pass() throws -> PassSummary {
         let bound = try requireBound()
         return try database {
@@ -49,7 +55,7 @@ extension Engine {
                     // Another host edited the sync: bind to what is stored now.
                     _ = try? connection.execute("ROLLBACK")
                     try rebindStored(rebind.integrationID)
-                } catch let error as PostgresError where error.isSerializationFailure && attempt < 8 {
+                } catch let error as PostgresError where error.isTransient && attempt < 8 {
                     _ = try? connection.execute("ROLLBACK")
                     attempt += 1
                     usleep(useconds_t(1000 * attempt * attempt))
@@ -80,8 +86,12 @@ extension Engine {
         // and reach the big tables by key: keep the written join order, which
         // also spares the planner a search over a dozen joins per statement.
         try connection.execute(batch: [
-            "BEGIN ISOLATION LEVEL REPEATABLE READ", "SET LOCAL tandem.applying = 'on'", "SET LOCAL join_collapse_limit = 1",
+            "BEGIN ISOLATION LEVEL READ COMMITTED", "SET LOCAL tandem.applying = 'on'", "SET LOCAL join_collapse_limit = 1",
+            // Only inserts can wait for a lock (a unique key or a parent row
+            // a user holds); never for long.
+            "SET LOCAL lock_timeout = '2s'",
             "DELETE FROM _tandem_candidates", "DELETE FROM _tandem_new_links", "DELETE FROM _tandem_failed",
+            "DELETE FROM _tandem_locked",
             // A reactivation's catch-up decides its modules' conflicts by its own policy (R16).
             "DELETE FROM _tandem_policies",
             """
@@ -127,6 +137,9 @@ extension Engine {
             INSERT INTO _tandem_candidates (module, side, record_id)
             SELECT f.module, f.side, f.record_id FROM tandem.record_failures f
              WHERE f.integration_id = \(id) AND f.resolved_at IS NULL AND f.retry_at <= now()
+            UNION
+            SELECT d.module, d.side, d.record_id FROM tandem.deferred_records d
+             WHERE d.integration_id = \(id) AND d.retry_at <= now()
             ON CONFLICT DO NOTHING
             """).affected)
 
@@ -172,6 +185,13 @@ extension Engine {
         }
 
         try recordFailures(id, summary: &summary)
+        // Deferred records that were candidates and went through are done;
+        // those deferred again have a later retry_at.
+        try connection.execute("""
+            DELETE FROM tandem.deferred_records d USING _tandem_candidates c
+             WHERE d.integration_id = \(id) AND d.retry_at <= now()
+               AND c.module = d.module AND c.side = d.side AND c.record_id = d.record_id
+            """)
         if cursorMoves {
             try connection.execute("UPDATE tandem.sync_cursors SET snapshot = \(current)::pg_snapshot, moved_at = now() WHERE integration_id = \(id)")
             // What every cursor has read is not needed any more.
@@ -183,10 +203,11 @@ extension Engine {
         }
         try connection.execute("""
             INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,
-                                     updated_in_pipeline, updated_in_crm, conflicts, errors, waiting)
+                                     updated_in_pipeline, updated_in_crm, conflicts, errors, waiting, deferred)
             VALUES (\(id), \(chunk?.job.rawValue ?? "incremental"), \(Self.timestamp(started))::timestamptz,
                     \(summary.changesRead), \(summary.matched), \(summary.createdInPipeline), \(summary.createdInCRM),
-                    \(summary.updatedInPipeline), \(summary.updatedInCRM), \(summary.conflicts), \(summary.errors), \(summary.waiting))
+                    \(summary.updatedInPipeline), \(summary.updatedInCRM), \(summary.conflicts), \(summary.errors), \(summary.waiting),
+                    \(summary.deferred))
             """)
         if let chunk { try finishChunk(bound, chunk, events: &events) }
         try connection.execute("COMMIT")
@@ -195,7 +216,7 @@ extension Engine {
         passesSinceTruncate += 1
         if summary.changesRead > 5_000 || passesSinceTruncate >= 1_000 {
             passesSinceTruncate = 0
-            let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed", "_tandem_policies"] + bound.compilers.flatMap(\.temporaryTableNames)
+            let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed", "_tandem_policies", "_tandem_locked"] + bound.compilers.flatMap(\.temporaryTableNames)
             try connection.execute("TRUNCATE \(raw: names.joined(separator: ", "))")
         }
         events.append(Self.json([
@@ -203,7 +224,7 @@ extension Engine {
             "changes_read": summary.changesRead, "matched": summary.matched,
             "created_in_pipeline": summary.createdInPipeline, "created_in_crm": summary.createdInCRM,
             "updated_in_pipeline": summary.updatedInPipeline, "updated_in_crm": summary.updatedInCRM,
-            "conflicts": summary.conflicts, "errors": summary.errors, "waiting": summary.waiting,
+            "conflicts": summary.conflicts, "errors": summary.errors, "waiting": summary.waiting, "deferred": summary.deferred,
             "duration_ms": (Date().timeIntervalSince(started) * 1000 * 10).rounded() / 10,
         ]))
         return summary
@@ -224,6 +245,10 @@ extension Engine {
                     newLinks += matched
                 }
             }
+        }
+        // What a user is writing right now waits for a later pass (B11).
+        summary.deferred += Int64(try connection.execute(batch: Side.allCases.compactMap { compiled.lockRows[$0] } + [compiled.deferContended]).affected)
+        if candidates > linked {
             for side in Side.allCases {
                 let prepared = try connection.execute(compiled.prepareCreate[side]!).affected
                 if prepared == 0 { continue }
@@ -340,6 +365,7 @@ extension PassSummary {
         conflicts += other.conflicts
         errors += other.errors
         waiting += other.waiting
+        deferred += other.deferred
         initialChunk = initialChunk || other.initialChunk
     }
 }

@@ -632,5 +632,85 @@ SELECT i.name AS integration,
   JOIN tandem.integrations i ON i.integration_id = t.integration_id;
 COMMENT ON VIEW tandem.tab_status IS 'Each tab of each integration: its state (inactive since when), the background job it runs (initial sync, edit sync, reactivation) and its progress, linked records, changes not yet synced, records waiting for a parent, open record errors, conflicts decided, and the last pass.';
 """#),
+        Migration(version: 8, name: "0008_deferred_records", sql: #"""
+-- 0008: records a pass could not lock because someone was writing them.
+-- A pass runs in READ COMMITTED and locks the app rows it will read and write
+-- with FOR UPDATE SKIP LOCKED: a record a user holds in an open transaction
+-- is not waited for and does not abort the batch; it is deferred here and
+-- retried on a short back-off, while the rest of the batch commits (B11).
+
+CREATE TABLE tandem.deferred_records (
+    integration_id  bigint NOT NULL CONSTRAINT deferred_records_integration_fk REFERENCES tandem.integrations ON DELETE CASCADE,
+    module          text NOT NULL,
+    side            text NOT NULL CONSTRAINT deferred_records_side_check CHECK (side IN ('pipeline', 'crm')),
+    record_id       text NOT NULL,
+    since           timestamptz NOT NULL DEFAULT now(),
+    attempts        int NOT NULL DEFAULT 1,
+    retry_at        timestamptz NOT NULL,
+    CONSTRAINT deferred_records_pk PRIMARY KEY (integration_id, module, side, record_id)
+);
+COMMENT ON TABLE tandem.deferred_records IS 'Records a pass found locked by someone else''s open transaction: not waited for, not an error; retried from retry_at on a back-off that grows to one second (B11).';
+
+ALTER TABLE tandem.runs ADD COLUMN deferred bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN tandem.runs.deferred IS 'Records the pass left for later because a user was writing them.';
+
+CREATE OR REPLACE VIEW tandem.run_history AS
+SELECT i.name AS integration, r.run_id, r.kind, r.started_at, r.finished_at,
+       round(extract(epoch FROM r.finished_at - r.started_at) * 1000, 1) AS duration_ms,
+       r.changes_read, r.matched, r.created_in_pipeline, r.created_in_crm,
+       r.updated_in_pipeline, r.updated_in_crm, r.conflicts, r.errors, r.waiting,
+       r.deferred
+  FROM tandem.runs r
+  JOIN tandem.integrations i ON i.integration_id = r.integration_id;
+COMMENT ON VIEW tandem.run_history IS 'Every pass that did something: what it read, matched, created, updated, decided, could not write, and left for later because a user was writing it.';
+
+CREATE OR REPLACE VIEW tandem.pending_changes AS
+WITH logged AS (
+    SELECT DISTINCT ON (mp.integration_id, mp.module, cl.table_oid, cl.record_id)
+           mp.integration_id, mp.tab, mp.module,
+           CASE WHEN cl.table_oid = mp.pipeline_table::oid THEN 'pipeline' ELSE 'crm' END AS side,
+           cl.record_id, cl.operation, cl.logged_at
+      FROM tandem.change_log cl
+      JOIN tandem.module_pairs mp ON cl.table_oid IN (mp.pipeline_table::oid, mp.crm_table::oid)
+      JOIN tandem.sync_cursors sc ON sc.integration_id = mp.integration_id AND cl.xid >= sc.position
+           AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)
+     ORDER BY mp.integration_id, mp.module, cl.table_oid, cl.record_id, cl.logged_at DESC
+)
+SELECT i.name AS integration, g.tab, g.module, g.side, g.record_id,
+       CASE g.operation WHEN 'I' THEN 'insert' WHEN 'U' THEN 'update' ELSE 'delete' END AS change,
+       CASE WHEN t.state NOT IN ('initial_sync', 'active') THEN 'nothing: the tab is ' || t.state
+            WHEN g.operation = 'D' THEN 'nothing: deletions are not propagated (R4)'
+            WHEN l.link_id IS NOT NULL THEN 'merge field by field with the linked '
+                 || CASE g.side WHEN 'pipeline' THEN 'CRM app record ' || l.crm_id ELSE 'pipeline app record ' || l.pipeline_id END
+            WHEN g.side = 'crm' THEN 'match or create in the pipeline app, if it is in the CRM view'
+            ELSE 'match or create in the CRM app' END AS next_action,
+       g.logged_at AS since
+  FROM logged g
+  JOIN tandem.integrations i ON i.integration_id = g.integration_id
+  JOIN tandem.tabs t ON t.integration_id = g.integration_id AND t.tab = g.tab
+  LEFT JOIN tandem.links l ON l.integration_id = g.integration_id AND l.module = g.module
+       AND CASE g.side WHEN 'pipeline' THEN l.pipeline_id ELSE l.crm_id END = g.record_id
+UNION ALL
+SELECT DISTINCT ON (w.integration_id, w.module, w.side, w.record_id)
+       i.name, mp.tab, w.module, w.side, w.record_id, 'waiting',
+       'sync once its parent record is linked (R11)', w.since
+  FROM tandem.waiting_records w
+  JOIN tandem.integrations i ON i.integration_id = w.integration_id
+  JOIN tandem.module_pairs mp ON mp.integration_id = w.integration_id AND mp.module = w.module
+UNION ALL
+SELECT i.name, mp.tab, f.module, f.side, f.record_id, 'failed',
+       'retry at ' || f.retry_at || ' or when the record changes: ' || f.message, f.last_failed_at
+  FROM tandem.record_failures f
+  JOIN tandem.integrations i ON i.integration_id = f.integration_id
+  JOIN tandem.module_pairs mp ON mp.integration_id = f.integration_id AND mp.module = f.module
+ WHERE f.resolved_at IS NULL
+UNION ALL
+SELECT i.name, mp.tab, d.module, d.side, d.record_id, 'deferred',
+       'sync once the transaction writing it ends (retry at ' || d.retry_at || ', attempt ' || d.attempts || ')', d.since
+  FROM tandem.deferred_records d
+  JOIN tandem.integrations i ON i.integration_id = d.integration_id
+  JOIN tandem.module_pairs mp ON mp.integration_id = d.integration_id AND mp.module = d.module;
+COMMENT ON VIEW tandem.pending_changes IS 'A dry run of the next pass: every record it would look at (changed since the cursor, waiting for a parent, due for a retry, or deferred because a user was writing it) and what it would do.';
+"""#),
     ]
 }
