@@ -38,12 +38,24 @@ extension ModuleCompiler {
         // pipeline app, 'x' conflict left alone) and whether it was a conflict.
         var middle: [SQL] = ["s.*"]
         var dirty: [SQL] = []
+        // The field records were matched on (B3): on the first sync of a
+        // matched pair, spellings that differ only in case and spacing are the
+        // same value, and each side keeps its own (no conflict is invented).
+        let matchField = module.match.flatMap { rule in
+            fields.first { module.fields[$0].pipeline.name == rule.pipeline.name && module.fields[$0].crm.name == rule.crm.name }
+        }
         for field in fields {
             let f = String(field)
             let p: SQL = "s.p_f\(raw: f)", c: SQL = "s.c_f\(raw: f)"
             let pChanged: SQL = "(\(p) IS DISTINCT FROM s.bp_f\(raw: f))"
             let cChanged: SQL = "(\(c) IS DISTINCT FROM s.bc_f\(raw: f))"
-            let differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
+            var differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
+            if field == matchField {
+                differ = """
+                    (\(p) IS DISTINCT FROM \(c) AND NOT (s.origin = 'matched'\
+                     AND \(Self.normalized("(\(p) #>> '{}')")) = \(Self.normalized("(\(c) #>> '{}')"))))
+                    """
+            }
             middle.append("""
                 CASE WHEN NOT s.mergeable OR NOT \(differ) THEN NULL
                      WHEN \(pChanged) AND NOT \(cChanged) THEN 'c'

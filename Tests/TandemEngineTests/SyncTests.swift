@@ -297,6 +297,16 @@ final class SyncTests: XCTestCase {
         XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.companies"), 3, "acme matched, Only CRM copied")
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'companies' AND origin = 'matched'"), 1)
         XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE lower(btrim(email)) = 'kim@example.com'"), 1)
+        // Spellings of the match key that differ only in case and spacing are
+        // one value: each side keeps its own, and no conflict is recorded.
+        XCTAssertEqual(try db.scalar("SELECT company_name FROM pipeline.companies WHERE lower(company_name) LIKE 'acme%'"), "Acme  Corp ")
+        XCTAssertEqual(try db.scalar("SELECT account_name FROM crm.accounts WHERE lower(account_name) LIKE 'acme%'"), "acme corp")
+        XCTAssertEqual(try db.scalar("SELECT email FROM pipeline.contacts WHERE last_name = 'Kim'"), " Kim@Example.com")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.conflicts WHERE field IN ('company_name', 'email')"), 0)
+        // A later change of spelling on one side is a change like any other.
+        try db.execute("UPDATE pipeline.companies SET company_name = 'ACME Corp' WHERE lower(company_name) LIKE 'acme%'")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.scalar("SELECT account_name FROM crm.accounts WHERE lower(account_name) LIKE 'acme%'"), "ACME Corp")
         // Two pipeline twins, one CRM twin: one pair is matched, the other twin is copied.
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'contacts' AND origin = 'matched'"), 2)
         XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE lower(email) = 'twin@example.com'"), 2)
