@@ -253,7 +253,7 @@ class Tandem:
         handle: do not close it."""
         lib = library()
         with self._using() as handle:
-            descriptor = lib.tandem_socket(handle)
+            descriptor = int(lib.tandem_socket(handle))
             if descriptor >= 0:
                 return descriptor
             rc = lib.tandem_errcode(handle)
@@ -378,7 +378,8 @@ class Tandem:
             self._invoke("tandem_status", byref(out))
         finally:
             text = _take_string(out)
-        return json.loads(text or "null")
+        status: Dict[str, Any] = json.loads(text or "null")
+        return status
 
     def report(self, name: Text, limit: int = 100) -> List[Dict[str, Any]]:
         """Rows of one reporting view: "tab_status", "pending_changes",
@@ -392,7 +393,8 @@ class Tandem:
             self._invoke("tandem_report", _encode(name, "report"), limit, byref(out))
         finally:
             text = _take_string(out)
-        return json.loads(text or "null")
+        rows: List[Dict[str, Any]] = json.loads(text or "null")
+        return rows
 
 
 def _trampoline(owner: "weakref.ReferenceType[Tandem]") -> Callable[[Any, Optional[bytes]], None]:
