@@ -1,0 +1,179 @@
+import Foundation
+import TandemCore
+import TandemEngine
+import TandemPostgres
+import TandemTestSupport
+import XCTest
+
+/// Tandem as a guest in a shared database (B10), and every committed change
+/// announced at once (B1). Every wait is bounded and driven by the socket or
+/// by the database's state.
+final class GuestTests: XCTestCase {
+    /// The test database's conninfo, logged in as another role.
+    func conninfo(_ db: TestDatabase, user: String) -> String {
+        (db.conninfo.split(separator: " ").map(String.init).filter { !$0.hasPrefix("user=") } + ["user=\(user)"]).joined(separator: " ")
+    }
+
+    /// The CRM id linked to a pipeline contact.
+    func crmContact(_ db: TestDatabase, _ pipelineID: String) throws -> String {
+        try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: pipelineID))
+    }
+
+    func crmPhone(_ db: TestDatabase, _ pipelineID: String) throws -> String? {
+        try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(try crmContact(db, pipelineID))::bigint")
+    }
+
+    /// A host that only waits on Tandem's socket, with no timeout-driven
+    /// passes: processes only when the socket is readable, until `done` or
+    /// the deadline. Returns whether `done` became true.
+    func processWhenTheSocketSaysSo(_ engine: Engine, within seconds: Double, until done: () throws -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if try done() { return true }
+            let remaining = deadline.timeIntervalSinceNow
+            if remaining <= 0 { return false }
+            var descriptor = pollfd(fd: engine.socket, events: Int16(POLLIN), revents: 0)
+            if poll(&descriptor, 1, Int32(remaining * 1000) + 1) > 0 { try engine.process() }
+        }
+    }
+
+    // MARK: - Echo suppression (B4)
+
+    func testB4_ASessionThatSetsTheOldApplyingSettingStillHasItsChangesSynced() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let writer = try Connection(conninfo: db.conninfo)
+        try writer.execute("BEGIN")
+        try writer.execute("SET LOCAL tandem.applying = 'on'")
+        try writer.execute("UPDATE pipeline.contacts SET phone = 'not hidden' WHERE id = 2")
+        try writer.execute("COMMIT")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem._applying"), 0, "no pass left its transaction id behind")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try crmPhone(db, "2"), "not hidden")
+    }
+
+    // MARK: - Every committed change is announced (B1)
+
+    func testB1_EveryCommittedChangeWakesASocketOnlyHostWhateverTheInterleaving() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try engine.process()
+        let a = try Connection(conninfo: db.conninfo), b = try Connection(conninfo: db.conninfo)
+
+        // B commits while A's transaction (which wrote first) is still open.
+        try a.execute("BEGIN")
+        try a.execute("UPDATE pipeline.contacts SET phone = 'a1' WHERE id = 1")
+        try b.execute("BEGIN")
+        try b.execute("UPDATE pipeline.contacts SET phone = 'b1' WHERE id = 2")
+        try b.execute("COMMIT")
+        XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "2") == "b1" },
+                      "B's change was announced while A's transaction was open")
+        try a.execute("COMMIT")
+        XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "1") == "a1" })
+
+        // The reverse: A (which wrote first) commits first, B later.
+        try a.execute("BEGIN")
+        try a.execute("UPDATE pipeline.contacts SET phone = 'a2' WHERE id = 3")
+        try b.execute("BEGIN")
+        try b.execute("UPDATE pipeline.contacts SET phone = 'b2' WHERE id = 4")
+        try a.execute("COMMIT")
+        XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "3") == "a2" })
+        try b.execute("COMMIT")
+        XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "4") == "b2" },
+                      "B's change, committed after A's, was announced")
+    }
+
+    func testB1_AnOpenWritingTransactionDelaysNobodysNotification() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try engine.process()
+        let open = try Connection(conninfo: db.conninfo)
+        try open.execute("BEGIN")
+        try open.execute("UPDATE pipeline.contacts SET phone = 'left open' WHERE id = 5")
+        for edit in 1...5 {
+            try db.execute("UPDATE pipeline.contacts SET phone = \("edit \(edit)") WHERE id = 6")
+            let started = Date()
+            XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "6") == "edit \(edit)" }, "edit \(edit)")
+            XCTAssertLessThan(Date().timeIntervalSince(started), 2, "edit \(edit) did not wait for the open transaction")
+        }
+        try open.execute("ROLLBACK")
+    }
+
+    // MARK: - Dump and restore (B10)
+
+    func testB10_ADumpRestoredIntoANewDatabaseKeepsSyncing() throws {
+        let db = try TestDatabase()
+        do {
+            let engine = try db.syncedEngine()
+            engine.close()
+        }
+        // A change still pending when the dump is taken travels with it.
+        try db.execute("UPDATE pipeline.contacts SET mobile = 'pending at dump' WHERE id = 3")
+        let file = NSTemporaryDirectory() + "tandem-dump-\(db.name).sql"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try TestServer.run("/usr/bin/env", ["pg_dump", "--file", file, "--dbname", db.conninfo])
+        let restored = try TestDatabase(apps: false, sample: nil)
+        try TestServer.run("/usr/bin/env", ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--file", file, "--dbname", restored.conninfo])
+        XCTAssertNotEqual(try db.scalar("SELECT 'pipeline.contacts'::regclass::oid::text"),
+                          try restored.scalar("SELECT 'pipeline.contacts'::regclass::oid::text"), "the restored tables have new OIDs")
+        XCTAssertEqual(try restored.count("""
+            SELECT count(*) FROM tandem.watched_tables w JOIN pg_class c ON c.oid = w.table_oid AND c.oid = w.table_name
+            """), 4, "watched_tables points at the restored tables")
+
+        let engine = try restored.engine()
+        try engine.attach("default")
+        try engine.passUntilQuiet()
+        let crm3 = try XCTUnwrap(try restored.linked("contacts", from: .pipeline, id: "3"))
+        XCTAssertEqual(try restored.scalar("SELECT mobile FROM crm.contacts WHERE id = \(crm3)::bigint"), "pending at dump")
+
+        try restored.execute("UPDATE pipeline.contacts SET mobile = 'after restore' WHERE id = 4")
+        let crm5 = try XCTUnwrap(try restored.linked("contacts", from: .pipeline, id: "5"))
+        try restored.execute("UPDATE crm.contacts SET title = 'Restored Lead' WHERE id = \(crm5)::bigint")
+        try restored.execute("INSERT INTO pipeline.companies (company_name, owner_id) VALUES ('Restored KK', 1)")
+        try engine.passUntilQuiet()
+        let crm4 = try XCTUnwrap(try restored.linked("contacts", from: .pipeline, id: "4"))
+        XCTAssertEqual(try restored.scalar("SELECT mobile FROM crm.contacts WHERE id = \(crm4)::bigint"), "after restore")
+        XCTAssertEqual(try restored.scalar("SELECT title FROM pipeline.contacts WHERE id = 5"), "Restored Lead")
+        XCTAssertEqual(try restored.count("SELECT count(*) FROM crm.accounts WHERE account_name = 'Restored KK'"), 1)
+        XCTAssertEqual(try restored.count("SELECT count(*) FROM tandem.change_log WHERE table_oid::oid NOT IN (SELECT oid FROM pg_class)"), 0,
+                       "no change is logged under an OID that matches nothing")
+    }
+
+    // MARK: - Upgrade
+
+    func testB10_ADatabaseCapturedByTheOldPerOIDFunctionsUpgradesAndKeepsSyncing() throws {
+        let db = try TestDatabase()
+        // The tandem schema as migrations 0001-0004 left it, recorded as the
+        // migrator records them, and a tab activated with their capture.
+        try db.execute("CREATE SCHEMA tandem")
+        try db.execute("CREATE TABLE tandem.migrations (version int CONSTRAINT migrations_pk PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        let folder = repositoryRoot.appendingPathComponent("sql/tandem")
+        for file in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() where file.hasSuffix(".sql") {
+            let name = String(file.dropLast(4))
+            guard let version = Int(name.prefix(4)), version <= 4 else { continue }
+            try db.sql.executeScript(String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
+            try db.execute("INSERT INTO tandem.migrations (version, name) VALUES (\(version), \(name))")
+        }
+        let perOID: SQL = "SELECT count(*) FROM pg_proc WHERE pronamespace = 'tandem'::regnamespace AND proname ~ '^_capture_[0-9]+$'"
+        do {
+            let old = try Engine(conninfo: db.conninfo)
+            try old.configure(TestDatabase.defaultConfig)
+            try old.activate("contacts_companies")
+            old.close()
+        }
+        XCTAssertEqual(try db.count(perOID), 4, "the old capture: one function per table OID")
+
+        let engine = try db.engine()
+        try engine.attach("default")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.count(perOID), 0, "the per-OID functions are gone")
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\\_900\\_tandem\\_capture\\_%' AND tgfoid = 'tandem._capture_key_id()'::regprocedure
+            """), 12, "the watched tables use the new capture")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log"), 0, "the initial sync logged no changes")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'upgraded' WHERE id = 1")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try crmPhone(db, "1"), "upgraded")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log WHERE table_oid = 'crm.contacts'::regclass"), 0, "no echo")
+    }
+}
