@@ -99,6 +99,50 @@ final class GuestTests: XCTestCase {
         try open.execute("ROLLBACK")
     }
 
+    func testB1_AnIdleFollowerRunsNoStatementAndWakesOnlyForADueRetry() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let done = expectation(description: "run returned")
+        let box = UncheckedBox(engine)
+        Thread.detachNewThread {
+            do { try box.value.run() } catch { XCTFail("run failed: \(error)") }
+            done.fulfill()
+        }
+        defer {
+            engine.requestStop()
+            wait(for: [done], timeout: 10)
+        }
+        func waitFor(_ seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try condition() { return true }
+                usleep(10_000)
+            }
+            return try condition()
+        }
+        try db.execute("UPDATE pipeline.contacts SET phone = 'followed' WHERE id = 1")
+        XCTAssertTrue(try waitFor(10) { try crmPhone(db, "1") == "followed" })
+
+        // Idle: the engine's session runs no statement (the follower used to run
+        // an empty pass every second).
+        let engineSession: SQL = """
+            SELECT query_start::text FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'idle'
+            """
+        XCTAssertTrue(try waitFor(10) { try db.execute(engineSession).rows.count == 1 })
+        let before = try db.scalar(engineSession)
+        // Watch for longer than the old re-poll interval.
+        XCTAssertFalse(try waitFor(1.5) { try db.scalar(engineSession) != before }, "the idle engine ran a statement")
+
+        // A failed record is retried when due, without any notification.
+        try db.execute("ALTER TABLE crm.contacts ADD CONSTRAINT no_bad_phone CHECK (phone IS DISTINCT FROM 'bad phone')")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'bad phone' WHERE id = 2")
+        XCTAssertTrue(try waitFor(10) { try db.count("SELECT count(*) FROM tandem.record_errors") == 1 })
+        try db.execute("ALTER TABLE crm.contacts DROP CONSTRAINT no_bad_phone")
+        XCTAssertTrue(try waitFor(15) { try crmPhone(db, "2") == "bad phone" }, "retried when due (5 s after the failure)")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.record_errors"), 0)
+    }
+
     // MARK: - Dump and restore (B10)
 
     func testB10_ADumpRestoredIntoANewDatabaseKeepsSyncing() throws {
