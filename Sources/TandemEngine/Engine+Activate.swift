@@ -25,14 +25,27 @@ extension Engine {
 
             try connection.execute("BEGIN")
             do {
+                var missingIndexes: [MissingMatchIndex] = []
                 for module in bound.integration.modules(of: tab) {
                     for side in Side.allCases {
                         let moduleSide = module.side(side)
                         try connection.execute("SELECT tandem._install_capture(\(quoted(moduleSide.table))::regclass, \(moduleSide.key.name))")
                         if let rule = module.match {
-                            try createMatchIndex(moduleSide.table, column: rule.column(side).name)
+                            do {
+                                try createMatchIndex(moduleSide.table, column: rule.column(side).name)
+                            } catch let missing as MissingMatchIndex {
+                                missingIndexes.append(missing)
+                            }
                         }
                     }
+                }
+                if !missingIndexes.isEmpty {
+                    let role = try currentRole()
+                    throw TandemError(.permission, """
+                        activating \(name) needs a match index (B3) on \(missingIndexes.map { "\($0.table)" }.joined(separator: ", ")); creating one needs the ownership of the table, which the role \(role) that runs Tandem does not have. As the owner of the tables, run:
+                        \(missingIndexes.map(\.statement).joined(separator: "\n"))
+                        then activate again (README, "Roles").
+                        """, sqlstate: "42501")
                 }
                 try connection.execute("""
                     UPDATE tandem.tabs SET state = 'initial_sync', activated_at = now(), initial_sync_completed_at = NULL,
@@ -73,6 +86,6 @@ extension Engine {
         var name = "tandem_match_\(table.name)_\(column)"
         if name.utf8.count > 63 { name = String(name.utf8.prefix(63))! }
         let expression = ModuleCompiler.normalized("\(identifier: column)")
-        try connection.execute("CREATE INDEX IF NOT EXISTS \(identifier: name) ON \(qualified: table.schema, table.name) ((\(expression)))")
+        try createIndexAsGuest("CREATE INDEX IF NOT EXISTS \(identifier: name) ON \(qualified: table.schema, table.name) ((\(expression)))", table: table, name: name)
     }
 }

@@ -37,7 +37,119 @@ final class GuestTests: XCTestCase {
         }
     }
 
-    // MARK: - Echo suppression (B4)
+    // MARK: - Privileges (B10)
+
+    func testB10_TheWholeSetupRunsAsANonSuperuserAndTheAppsRolesWriteAsBefore() throws {
+        let db = try TestDatabase()
+        let runner = "tandem_\(db.name)", app = "app_\(db.name)", reporter = "report_\(db.name)"
+        for role in [runner, app, reporter] { try db.execute("CREATE ROLE \(identifier: role) LOGIN") }
+        var connections: [Connection] = []
+        var engine: Engine?
+        defer {
+            engine?.close()
+            connections.forEach { $0.close() }
+            _ = try? db.execute("DROP OWNED BY \(identifier: runner), \(identifier: app), \(identifier: reporter) CASCADE")
+            _ = try? db.execute("DROP ROLE \(identifier: runner), \(identifier: app), \(identifier: reporter)")
+        }
+        // The grants of README "Roles" for the Contacts & Companies tab, all but
+        // USAGE on schema crm, which comes after its absence was named.
+        let tables = "pipeline.companies, pipeline.contacts, crm.accounts, crm.contacts"
+        for grant in [
+            "GRANT CREATE ON DATABASE \(db.name) TO \(runner)",
+            "GRANT USAGE ON SCHEMA pipeline TO \(runner)",
+            "GRANT SELECT, INSERT, UPDATE, TRIGGER ON \(tables) TO \(runner)",
+            "GRANT USAGE ON SEQUENCE pipeline.companies_id_seq, pipeline.contacts_id_seq, crm.accounts_id_seq, crm.contacts_id_seq TO \(runner)",
+            "GRANT SELECT ON pipeline.users, pipeline.org, pipeline.field_settings, crm.users, crm.field_settings, crm.all_accounts, crm.all_contacts TO \(runner)",
+            // The app's own role: DML on its tables, nothing on tandem.
+            "GRANT USAGE ON SCHEMA pipeline, crm TO \(app)",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pipeline, crm TO \(app)",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA pipeline, crm TO \(app)",
+        ] {
+            try db.execute(SQL(raw: grant))
+        }
+
+        let tandem = try Engine(conninfo: conninfo(db, user: runner))
+        engine = tandem
+        try tandem.install()
+        XCTAssertEqual(try db.scalar("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'tandem'"), runner)
+        XCTAssertThrowsError(try tandem.validate(TestDatabase.defaultConfig)) { error in
+            let error = error as! TandemError
+            XCTAssertEqual(error.code, .permission)
+            XCTAssertTrue(error.message.contains("USAGE on schema crm"), error.message)
+            XCTAssertTrue(error.message.contains("GRANT USAGE ON SCHEMA \"crm\" TO \"\(runner)\""), error.message)
+        }
+        try db.execute("GRANT USAGE ON SCHEMA crm TO \(identifier: runner)")
+        try db.execute("REVOKE TRIGGER ON crm.contacts FROM \(identifier: runner)")
+        XCTAssertThrowsError(try tandem.validate(TestDatabase.defaultConfig)) { error in
+            let error = error as! TandemError
+            XCTAssertEqual(error.code, .permission)
+            XCTAssertTrue(error.message.contains("TRIGGER on table \"crm\".\"contacts\""), error.message)
+            XCTAssertTrue(error.message.contains("GRANT TRIGGER ON \"crm\".\"contacts\" TO \"\(runner)\""), error.message)
+        }
+        try db.execute("GRANT TRIGGER ON crm.contacts TO \(identifier: runner)")
+        try tandem.configure(TestDatabase.defaultConfig)
+
+        // Match indexes need the tables' owner: the error gives the statements.
+        var statements: [String] = []
+        XCTAssertThrowsError(try tandem.activate("contacts_companies")) { error in
+            let error = error as! TandemError
+            XCTAssertEqual(error.code, .permission)
+            statements = error.message.split(separator: "\n").map(String.init).filter { $0.hasPrefix("CREATE INDEX") }
+            XCTAssertEqual(statements.count, 4, error.message)
+        }
+        for statement in statements { try db.execute(SQL(raw: statement)) }
+        try tandem.activate("contacts_companies")
+        try tandem.passUntilQuiet()
+        XCTAssertEqual(try db.scalar("SELECT initial_sync_complete::text FROM tandem.tab_status"), "true")
+
+        // The app's role writes as before, and a setting cannot hide its writes (B4).
+        let writer = try Connection(conninfo: conninfo(db, user: app))
+        connections.append(writer)
+        try writer.execute("SET tandem.applying = 'on'")
+        try writer.execute("UPDATE pipeline.contacts SET phone = 'app role' WHERE id = 1")
+        try writer.execute("INSERT INTO crm.contacts (first_name, last_name, email, owner_id) SELECT 'Aoi', 'Guest', 'aoi.guest@example.jp', id FROM crm.users WHERE email = 'admin@example.com'")
+        try tandem.passUntilQuiet()
+        XCTAssertEqual(try crmPhone(db, "1"), "app role")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.contacts WHERE email = 'aoi.guest@example.jp'"), 1)
+
+        // ... and reaches nothing of Tandem's, even with USAGE on its schema.
+        for statement: SQL in [
+            "SELECT count(*) FROM tandem.change_log",
+            "INSERT INTO tandem._applying (xid) VALUES (pg_current_xact_id())",
+            "SELECT * FROM tandem._apply_each('SELECT 1', 'pipeline.contacts', 'id')",
+        ] {
+            XCTAssertThrowsError(try writer.execute(statement)) { error in
+                XCTAssertEqual((error as? PostgresError)?.sqlstate, "42501", "\(statement)")
+            }
+        }
+        for role in [app, reporter] {
+            XCTAssertEqual(try db.count("""
+                SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'tandem'::regnamespace AND has_function_privilege(\(role)::name, p.oid, 'EXECUTE')
+                """), 0, "\(role) can execute no function of schema tandem")
+        }
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'tandem'::regnamespace
+               AND NOT (p.prosecdef AND p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'] AND p.proowner = \(runner)::regrole)
+            """), 0, "every function of schema tandem runs as Tandem's role with a pinned search_path")
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'tandem'::regnamespace
+               AND has_table_privilege(\(app)::name, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+            """), 0)
+
+        // A reporting role gets the views and nothing else (README, "Roles").
+        try db.execute("GRANT USAGE ON SCHEMA tandem TO \(identifier: reporter)")
+        try db.execute("GRANT SELECT ON tandem.tab_status, tandem.pending_changes, tandem.linked_records, tandem.conflicts, tandem.record_errors, tandem.run_history, tandem.event_history TO \(identifier: reporter)")
+        let report = try Connection(conninfo: conninfo(db, user: reporter))
+        connections.append(report)
+        XCTAssertEqual(try report.execute("SELECT state FROM tandem.tab_status").scalar, "active")
+        XCTAssertTrue(Int(try report.execute("SELECT count(*) FROM tandem.linked_records").scalar ?? "0")! > 0)
+        XCTAssertThrowsError(try report.execute("SELECT count(*) FROM tandem.links")) { error in
+            XCTAssertEqual((error as? PostgresError)?.sqlstate, "42501")
+        }
+        XCTAssertThrowsError(try report.execute("SELECT * FROM tandem._apply_each('SELECT 1', 'pipeline.contacts', 'id')")) { error in
+            XCTAssertEqual((error as? PostgresError)?.sqlstate, "42501")
+        }
+    }
 
     func testB4_ASessionThatSetsTheOldApplyingSettingStillHasItsChangesSynced() throws {
         let db = try TestDatabase()
