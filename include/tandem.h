@@ -213,6 +213,17 @@ int tandem_socket(tandem *db);
  *  returns TANDEM_OK and does nothing. */
 int tandem_process(tandem *db);
 
+/** How long a host with its own event loop may wait on tandem_socket()
+ *  before it must call tandem_process() even though nothing arrived, in
+ *  milliseconds, into *milliseconds: -1 when only the socket can bring work
+ *  (every committed change makes it readable, B1), else the time until the
+ *  earliest due retry of a record error (B6) or, on a standby host, until
+ *  its next attempt to take over (B9). An idle active host with no record
+ *  errors therefore waits with no timeout and runs no statement. Runs at
+ *  most one short query. *milliseconds is untouched on failure;
+ *  TANDEM_MISUSE when it is NULL. */
+int tandem_timeout(tandem *db, int *milliseconds);
+
 /** Follows changes until tandem_stop() is called: waits on the socket,
  *  catches up from the cursor first (B1), takes over when the active host
  *  goes away (B9). Returns TANDEM_OK after a stop. */

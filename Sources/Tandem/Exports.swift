@@ -259,6 +259,13 @@ public func tandem_process(_ db: OpaquePointer?) -> Int32 {
     return object.call { try object.engine.process() }
 }
 
+@_cdecl("tandem_timeout")
+public func tandem_timeout(_ db: OpaquePointer?, _ milliseconds: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    guard let milliseconds else { return object.set(.misuse, "tandem_timeout: milliseconds is NULL") }
+    return object.call { milliseconds.pointee = try object.engine.waitMilliseconds() }
+}
+
 @_cdecl("tandem_run")
 public func tandem_run(_ db: OpaquePointer?) -> Int32 {
     guard let object = handle(db) else { return ResultCode.misuse.rawValue }

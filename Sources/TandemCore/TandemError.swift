@@ -45,8 +45,8 @@ public struct TandemError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     /// Several problems found at once, each on its own line.
-    public init(_ code: ResultCode, summary: String, problems: [String]) {
-        self.init(code, ([summary] + problems.map { "  - " + $0 }).joined(separator: "\n"))
+    public init(_ code: ResultCode, summary: String, problems: [String], sqlstate: String? = nil) {
+        self.init(code, ([summary] + problems.map { "  - " + $0 }).joined(separator: "\n"), sqlstate: sqlstate)
     }
 
     public var description: String { message }

@@ -81,7 +81,10 @@ extension Engine {
     /// B3 matching probes the other app by the normalized match value; an
     /// expression index keeps that proportional to the changes, not the table.
     /// Each index is recorded, so that removal drops exactly Tandem's (R17).
+    /// A table Tandem's role does not own gets its index from the owner: the
+    /// error names the statement to run (README, "Roles").
     func createMatchIndexes(_ bound: Bound, tab: Tab) throws {
+        var missingIndexes: [MissingMatchIndex] = []
         for module in bound.integration.modules(of: tab) {
             guard let rule = module.match else { continue }
             for side in Side.allCases {
@@ -89,14 +92,27 @@ extension Engine {
                 let column = rule.column(side).name
                 let name = Self.matchIndexName(table, column: column)
                 let expression = ModuleCompiler.normalized("\(identifier: column)")
-                try connection.execute("CREATE INDEX IF NOT EXISTS \(identifier: name) ON \(qualified: table.schema, table.name) ((\(expression)))")
-                let qualifiedName = SQL.quote(identifier: table.schema) + "." + SQL.quote(identifier: name)
+                do {
+                    try createIndexAsGuest("CREATE INDEX IF NOT EXISTS \(identifier: name) ON \(qualified: table.schema, table.name) ((\(expression)))",
+                                           table: table, name: name)
+                } catch let missing as MissingMatchIndex {
+                    missingIndexes.append(missing)
+                    continue
+                }
                 try connection.execute("""
-                    INSERT INTO tandem.match_indexes (index_name, integration_id, table_name)
-                    VALUES (\(qualifiedName)::regclass, \(bound.id), \(quoted(table))::regclass)
+                    INSERT INTO tandem.match_indexes (index_schema, index_name, integration_id, table_name)
+                    VALUES (\(table.schema), \(name), \(bound.id), \(quoted(table))::regclass)
                     ON CONFLICT DO NOTHING
                     """)
             }
+        }
+        if !missingIndexes.isEmpty {
+            let role = try currentRole()
+            throw TandemError(.permission, """
+                activating \(tab.rawValue) needs a match index (B3) on \(missingIndexes.map { "\($0.table)" }.joined(separator: ", ")); creating one needs the ownership of the table, which the role \(role) that runs Tandem does not have. As the owner of the tables, run:
+                \(missingIndexes.map(\.statement).joined(separator: "\n"))
+                then activate again (README, "Roles").
+                """, sqlstate: "42501")
         }
     }
 

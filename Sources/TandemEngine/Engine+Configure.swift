@@ -9,6 +9,10 @@ extension Engine {
     public func validate(_ json: String) throws -> (Integration, setupUsers: [Side: String]) {
         let configuration = try Configuration.parse(json)
         return try database {
+            // Missing grants are named with the GRANT that gives them (B10),
+            // before anything of the apps is read.
+            let schemaProblems = try schemaPrivilegeProblems(schemas: [configuration.pipeline.schema, configuration.crm.schema])
+            if !schemaProblems.isEmpty { throw try privilegeError(schemaProblems) }
             let catalog = try readCatalog(schemas: [configuration.pipeline.schema, configuration.crm.schema])
             var integration: Integration?
             var configurationError: TandemError?
@@ -19,7 +23,14 @@ extension Engine {
             }
             var users: [Side: String] = [:]
             var permissionProblems: [String] = []
-            if let directories = Validator.directories(configuration, against: catalog) {
+            let directories = Validator.directories(configuration, against: catalog)
+            let privilegeProblems = try tablePrivilegeProblems(integration, directories: directories)
+            if !privilegeProblems.isEmpty {
+                let error = try privilegeError(privilegeProblems)
+                guard let configurationError else { throw error }
+                throw TandemError(.config, configurationError.message + "\n" + error.message)
+            }
+            if let directories {
                 (users, permissionProblems) = try checkPermissions(directories)
             }
             if let configurationError {

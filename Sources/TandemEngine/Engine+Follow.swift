@@ -43,24 +43,51 @@ extension Engine {
         return total
     }
 
+    /// How long a host may wait on the socket before time alone gives it
+    /// work, in milliseconds; -1 when only a notification can. Every committed
+    /// change notifies (B1), so an idle active host waits with no timeout and
+    /// runs no statement at all. Two timers remain: the earliest due retry of
+    /// a failed record (B6) or of a record deferred because a user was
+    /// writing it (B11), and on a standby host the next attempt to take
+    /// over from the active one (B9, B11: every half second, a single
+    /// `pg_try_advisory_lock`; PostgreSQL releases the lock when the active
+    /// host's session ends).
+    public func waitMilliseconds() throws -> Int32 {
+        let bound = try requireBound()
+        guard isActiveSyncer else { return Self.standbyRetryMilliseconds }
+        let due = try database {
+            try connection.execute("""
+                SELECT ceil(extract(epoch FROM min(due) - clock_timestamp()) * 1000)::bigint
+                  FROM (SELECT min(f.retry_at) FROM tandem.record_failures f
+                         WHERE f.integration_id = \(bound.id) AND f.resolved_at IS NULL
+                        UNION ALL
+                        SELECT min(d.retry_at) FROM tandem.deferred_records d WHERE d.integration_id = \(bound.id)) r(due)
+                """).scalar
+        }
+        guard let due, let milliseconds = Int64(due) else { return -1 }
+        // A little after the retry is due (the pass compares with its start
+        // time), and never a busy loop.
+        return Int32(clamping: max(milliseconds, 0) + 10)
+    }
+
+    /// How often a standby host tries to take over.
+    static let standbyRetryMilliseconds: Int32 = 500
+
     /// Follows changes until `requestStop()`: catches up from the cursor first,
-    /// then waits on the socket. While changes flow it looks again every 20 ms
-    /// (writers committing together send one notification between them); when
-    /// quiet, once a second, to retry failed records that are due and, on a
-    /// standby host, to try to take over.
+    /// then waits on the socket, for as long as `waitMilliseconds()` says.
     public func run() throws {
         _ = try requireBound()
         // A stop that arrived before run() began still counts (a host may
         // start run() on a thread and stop it at once); it is consumed here.
-        var busy = false
         while true {
             if stopSignal.drain() { return }
-            busy = try process().didWork
+            try process()
+            let timeout = try waitMilliseconds()
             var descriptors = [
                 pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: stopSignal.readEnd, events: Int16(POLLIN), revents: 0),
             ]
-            let ready = poll(&descriptors, nfds_t(descriptors.count), busy ? 20 : 1000)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready < 0 && errno != EINTR {
                 throw TandemError(.error, "poll failed: errno \(errno)")
             }

@@ -86,7 +86,7 @@ extension Engine {
         // and reach the big tables by key: keep the written join order, which
         // also spares the planner a search over a dozen joins per statement.
         try connection.execute(batch: [
-            "BEGIN ISOLATION LEVEL READ COMMITTED", "SET LOCAL tandem.applying = 'on'", "SET LOCAL join_collapse_limit = 1",
+            "BEGIN ISOLATION LEVEL READ COMMITTED", "SET LOCAL join_collapse_limit = 1",
             // Only inserts can wait for a lock (a unique key or a parent row
             // a user holds); never for long.
             "SET LOCAL lock_timeout = '2s'",
@@ -159,9 +159,14 @@ extension Engine {
             return summary
         }
 
+        // From here on the pass writes the apps' tables. Its transaction id in
+        // tandem._applying tells the capture triggers to skip these writes (B4);
+        // only Tandem's role can write that table, so no app session can hide
+        // its own writes that way. The row is deleted before COMMIT: no other
+        // session ever sees it.
         // The candidates are new every pass: fresh statistics keep the plans
         // set-based and index-driven.
-        try connection.execute("ANALYZE _tandem_candidates")
+        try connection.execute(batch: ["INSERT INTO tandem._applying (xid) VALUES (pg_current_xact_id())", "ANALYZE _tandem_candidates"])
 
         let counts = Dictionary(uniqueKeysWithValues: try connection.execute(
             "SELECT module, count(*)::text FROM _tandem_candidates GROUP BY module").rows.compactMap { row -> (String, Int64)? in
@@ -210,7 +215,7 @@ extension Engine {
                     \(summary.deferred))
             """)
         if let chunk { try finishChunk(bound, chunk, events: &events) }
-        try connection.execute("COMMIT")
+        try connection.execute(batch: ["DELETE FROM tandem._applying WHERE xid = pg_current_xact_id()", "COMMIT"])
         // Temporary tables are never vacuumed: after a large pass, and every
         // thousand small ones, empty them for real.
         passesSinceTruncate += 1

@@ -64,7 +64,25 @@ public final class Engine {
 
     /// Installs or upgrades the tandem schema.
     public func install() throws {
-        try database { try Migrator.migrate(connection) }
+        try database {
+            // Name the missing privilege rather than "permission denied for database".
+            let row = try connection.execute("""
+                SELECT n.oid IS NOT NULL, has_database_privilege(current_database(), 'CREATE'),
+                       n.oid IS NULL OR pg_has_role(n.nspowner, 'USAGE'), current_user::text, current_database()::text,
+                       n.nspowner::regrole::text
+                  FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = 'tandem'
+                """).rows.first ?? []
+            if row.count == 6, let role = row[3], let database = row[4] {
+                let (role, database) = (SQL.quote(identifier: role), SQL.quote(identifier: database))
+                if row[0] == "f" && row[1] == "f" {
+                    throw TandemError(.permission, "install creates schema tandem, which needs CREATE on database \(database): GRANT CREATE ON DATABASE \(database) TO \(role), or, as a superuser, CREATE SCHEMA tandem AUTHORIZATION \(role) (README, \"Roles\")", sqlstate: "42501")
+                }
+                if row[2] == "f" {
+                    throw TandemError(.permission, "schema tandem belongs to \(row[5] ?? "another role"); Tandem runs as the owner of its schema: ALTER SCHEMA tandem OWNER TO \(role) (README, \"Roles\")", sqlstate: "42501")
+                }
+            }
+            try Migrator.migrate(connection)
+        }
     }
 
     /// Runs database work, turning libpq failures into result codes.
@@ -81,6 +99,9 @@ public final class Engine {
             case .statement:
                 if error.sqlstate == "3F000" || error.sqlstate == "42P01", error.message.contains("tandem") {
                     throw TandemError(.state, "the tandem schema is not installed in this database: call install first (\(error.message))", sqlstate: error.sqlstate)
+                }
+                if error.sqlstate == "42501" {
+                    throw TandemError(.permission, "\(error.description): the role that runs Tandem lacks a privilege (README, \"Roles\", lists the grants it needs)", sqlstate: error.sqlstate)
                 }
                 throw TandemError(.database, error.description, sqlstate: error.sqlstate)
             }

@@ -21,7 +21,9 @@ enum Migrator {
         try connection.execute("BEGIN")
         do {
             try connection.execute("SELECT pg_advisory_xact_lock(\(lockKey))")
-            try connection.execute("CREATE SCHEMA IF NOT EXISTS tandem")
+            // CREATE SCHEMA IF NOT EXISTS would need CREATE on the database even
+            // when a DBA created the schema for Tandem's role (README, "Roles").
+            try connection.execute("DO $$ BEGIN IF to_regnamespace('tandem') IS NULL THEN CREATE SCHEMA tandem; END IF; END $$")
             try connection.execute("""
                 CREATE TABLE IF NOT EXISTS tandem.migrations (
                     version    int CONSTRAINT migrations_pk PRIMARY KEY,

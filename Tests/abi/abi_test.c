@@ -308,6 +308,10 @@ static void test_null_handle(void)
     NULL_HANDLE(tandem_validate(NULL, DEFAULT_CONFIG), "tandem_validate");
     NULL_HANDLE(tandem_configure(NULL, DEFAULT_CONFIG), "tandem_configure");
     NULL_HANDLE(tandem_attach(NULL, "default"), "tandem_attach");
+    {
+        int milliseconds = 0;
+        NULL_HANDLE(tandem_timeout(NULL, &milliseconds), "tandem_timeout");
+    }
     NULL_HANDLE(tandem_activate(NULL, "contacts_companies"), "tandem_activate");
     NULL_HANDLE(tandem_sync(NULL, &changes), "tandem_sync");
     NULL_HANDLE(tandem_sync(NULL, NULL), "tandem_sync(changes NULL)");
@@ -852,6 +856,14 @@ static int test_configured(tandem *db, const char *good)
 
     /* Nothing left to do: process and sync are quiet (B4). */
     check_rc(db, tandem_process(db), TANDEM_OK, "tandem_process after the sync");
+    {
+        /* Every committed change makes the socket readable: an active host
+         * with no record errors waits for it alone (B1). */
+        int milliseconds = 0;
+        check_rc(db, tandem_timeout(db, &milliseconds), TANDEM_OK, "tandem_timeout");
+        check(milliseconds == -1, "tandem_timeout: an idle active host waits on the socket alone", "got %d", milliseconds);
+        check_rc(db, tandem_timeout(db, NULL), TANDEM_MISUSE, "tandem_timeout(db, NULL)");
+    }
     {
         int64_t changes = -1;
         check_rc(db, tandem_sync(db, &changes), TANDEM_OK, "tandem_sync on a quiet system");

@@ -35,24 +35,28 @@ COMMENT ON COLUMN tandem.integrations.removed_at IS 'When the integration was re
 
 -- Match indexes Tandem created on app tables (B3), so that removal drops
 -- exactly those and nothing else. One index may serve several integrations.
+-- The index is kept by name, not as regclass: a dump restores this table's
+-- rows before it creates the indexes.
 CREATE TABLE tandem.match_indexes (
-    index_name      regclass NOT NULL,
+    index_schema    text NOT NULL,
+    index_name      text NOT NULL,
     integration_id  bigint NOT NULL CONSTRAINT match_indexes_integration_fk REFERENCES tandem.integrations ON DELETE CASCADE,
     table_name      regclass NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT match_indexes_pk PRIMARY KEY (index_name, integration_id)
+    CONSTRAINT match_indexes_pk PRIMARY KEY (index_schema, index_name, integration_id)
 );
 COMMENT ON TABLE tandem.match_indexes IS 'Indexes Tandem created on app tables for matching (B3), per integration that uses them; dropped when no integration uses them any more (R17).';
-INSERT INTO tandem.match_indexes (index_name, integration_id, table_name)
-SELECT DISTINCT i.indexrelid::regclass, mp.integration_id, i.indrelid::regclass
+INSERT INTO tandem.match_indexes (index_schema, index_name, integration_id, table_name)
+SELECT DISTINCT n.nspname, c.relname, mp.integration_id, i.indrelid::regclass
   FROM pg_index i
   JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN tandem.module_pairs mp ON i.indrelid IN (mp.pipeline_table::oid, mp.crm_table::oid)
  WHERE c.relname LIKE 'tandem\_match\_%';
 
 -- Removes the capture triggers and function of one app table.
 CREATE FUNCTION tandem._remove_capture(target regclass) RETURNS void
-LANGUAGE plpgsql AS $remove$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $remove$
 DECLARE
     watched record;
 BEGIN
@@ -81,7 +85,7 @@ COMMENT ON VIEW tandem._captured_tables IS 'App tables whose changes must be cap
 -- table of a syncing tab is captured, any other is not (an inactive tab costs
 -- its app's writers nothing, R15; a removed integration leaves no trigger, R17).
 CREATE FUNCTION tandem._reconcile_capture() RETURNS void
-LANGUAGE plpgsql AS $reconcile$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $reconcile$
 DECLARE
     target record;
 BEGIN
@@ -103,18 +107,16 @@ COMMENT ON FUNCTION tandem._reconcile_capture() IS 'Installs capture on the tabl
 -- Drops the match indexes Tandem created that no integration still in place
 -- uses. Only indexes recorded in tandem.match_indexes are ever dropped.
 CREATE FUNCTION tandem._drop_unused_match_indexes() RETURNS void
-LANGUAGE plpgsql AS $drop$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $drop$
 DECLARE
     unused record;
 BEGIN
-    FOR unused IN SELECT DISTINCT m.index_name::oid AS index_oid FROM tandem.match_indexes m
+    FOR unused IN SELECT DISTINCT m.index_schema, m.index_name FROM tandem.match_indexes m
                    WHERE NOT EXISTS (SELECT 1 FROM tandem.match_indexes u
                                        JOIN tandem.integrations i ON i.integration_id = u.integration_id AND i.removed_at IS NULL
-                                      WHERE u.index_name = m.index_name) LOOP
-        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = unused.index_oid AND c.relkind = 'i') THEN
-            EXECUTE format('DROP INDEX IF EXISTS %s', unused.index_oid::regclass);
-        END IF;
-        DELETE FROM tandem.match_indexes m WHERE m.index_name::oid = unused.index_oid;
+                                      WHERE u.index_schema = m.index_schema AND u.index_name = m.index_name) LOOP
+        EXECUTE format('DROP INDEX IF EXISTS %I.%I', unused.index_schema, unused.index_name);
+        DELETE FROM tandem.match_indexes m WHERE m.index_schema = unused.index_schema AND m.index_name = unused.index_name;
     END LOOP;
 END
 $drop$;

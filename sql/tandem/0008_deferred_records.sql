@@ -76,3 +76,75 @@ SELECT i.name, mp.tab, d.module, d.side, d.record_id, 'deferred',
   JOIN tandem.integrations i ON i.integration_id = d.integration_id
   JOIN tandem.module_pairs mp ON mp.integration_id = d.integration_id AND mp.module = d.module;
 COMMENT ON VIEW tandem.pending_changes IS 'A dry run of the next pass: every record it would look at (changed since the cursor, waiting for a parent, due for a retry, or deferred because a user was writing it) and what it would do.';
+
+-- Removing capture as a guest. DROP TRIGGER needs the ownership of the table,
+-- which Tandem's role need not have (README, "Roles"), yet deactivating a tab
+-- (R15) and removing the integration (R17) must take the triggers away. The
+-- table's capture triggers are re-pointed (CREATE OR REPLACE TRIGGER needs
+-- only the TRIGGER privilege) at a function made for this one call, and
+-- dropping that function, which Tandem's role owns, drops them with it.
+CREATE OR REPLACE FUNCTION tandem._remove_capture(target regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $remove$
+DECLARE
+    used oid[];
+    old_function oid;
+    capture record;
+    detached text := format('_capture_detached_%s', pg_backend_pid());
+BEGIN
+    SELECT array_agg(DISTINCT tgfoid) INTO used FROM pg_catalog.pg_trigger
+     WHERE tgrelid = target AND tgname IN ('_900_tandem_capture_insert', '_900_tandem_capture_update', '_900_tandem_capture_delete');
+    IF used IS NOT NULL THEN
+        EXECUTE format('CREATE FUNCTION tandem.%I() RETURNS trigger LANGUAGE plpgsql AS %L', detached, 'BEGIN RETURN NULL; END');
+        FOR capture IN SELECT t.tgname, upper(substr(t.tgname, length('_900_tandem_capture_') + 1)) AS operation
+                         FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid = target
+                          AND t.tgname IN ('_900_tandem_capture_insert', '_900_tandem_capture_update', '_900_tandem_capture_delete') LOOP
+            EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION tandem.%I()',
+                           capture.tgname, capture.operation, target, detached);
+        END LOOP;
+        EXECUTE format('DROP FUNCTION tandem.%I() CASCADE', detached);
+        FOREACH old_function IN ARRAY used LOOP
+            PERFORM tandem._drop_unused_capture_function(old_function);
+        END LOOP;
+    END IF;
+    DELETE FROM tandem.watched_tables w WHERE w.table_name = target;
+END
+$remove$;
+COMMENT ON FUNCTION tandem._remove_capture(regclass) IS 'Removes the capture triggers (_900_tandem_capture_*) from an app table without needing its ownership, and their function once no table uses it.';
+REVOKE ALL ON FUNCTION tandem._remove_capture(regclass) FROM PUBLIC;
+
+-- tab_status with the lifecycle's columns (0007 rebuilt it from 0003's text).
+CREATE OR REPLACE VIEW tandem.tab_status AS
+SELECT i.name AS integration,
+       t.tab,
+       t.state,
+       (t.initial_sync_completed_at IS NOT NULL) AS initial_sync_complete,
+       t.activated_at,
+       t.initial_sync_completed_at,
+       (SELECT count(*) FROM tandem.links l
+          JOIN tandem.module_pairs mp ON mp.integration_id = l.integration_id AND mp.module = l.module
+         WHERE l.integration_id = t.integration_id AND mp.tab = t.tab) AS linked_records,
+       (SELECT count(DISTINCT (cl.table_oid, cl.record_id)) FROM tandem.change_log cl
+          JOIN tandem.module_pairs mp ON cl.table_oid IN (mp.pipeline_table, mp.crm_table)
+          JOIN tandem.sync_cursors sc ON sc.integration_id = mp.integration_id
+         WHERE mp.integration_id = t.integration_id AND mp.tab = t.tab AND cl.xid >= sc.position
+           AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)) AS pending_changes,
+       (SELECT count(DISTINCT (w.module, w.side, w.record_id)) FROM tandem.waiting_records w
+          JOIN tandem.module_pairs mp ON mp.integration_id = w.integration_id AND mp.module = w.module
+         WHERE w.integration_id = t.integration_id AND mp.tab = t.tab) AS waiting_records,
+       (SELECT count(*) FROM tandem.record_failures f
+          JOIN tandem.module_pairs mp ON mp.integration_id = f.integration_id AND mp.module = f.module
+         WHERE f.integration_id = t.integration_id AND mp.tab = t.tab AND f.resolved_at IS NULL) AS open_errors,
+       (SELECT count(*) FROM tandem.conflict_decisions c
+          JOIN tandem.module_pairs mp ON mp.integration_id = c.integration_id AND mp.module = c.module
+         WHERE c.integration_id = t.integration_id AND mp.tab = t.tab) AS conflicts,
+       CASE WHEN t.activated_at IS NOT NULL THEN
+            (SELECT max(r.finished_at) FROM tandem.runs r WHERE r.integration_id = t.integration_id) END AS last_pass_at,
+       t.initial_sync_progress,
+       t.job,
+       t.job_policy,
+       t.job_started_at,
+       t.inactive_since
+  FROM tandem.tabs t
+  JOIN tandem.integrations i ON i.integration_id = t.integration_id;
+COMMENT ON VIEW tandem.tab_status IS 'Each tab of each integration: its state (inactive since when), the background job it runs (initial sync, edit sync, reactivation) and its progress, linked records, changes not yet synced, records waiting for a parent, open record errors, conflicts decided, and the last pass.';

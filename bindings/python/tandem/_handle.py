@@ -7,7 +7,7 @@ import threading
 import warnings
 import weakref
 from contextlib import contextmanager
-from ctypes import byref, c_int64, c_void_p, string_at
+from ctypes import byref, c_int, c_int64, c_void_p, string_at
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 from ._library import EVENT_FN, HANDLE, library
@@ -268,6 +268,15 @@ class Tandem:
         """Consumes what arrived on the socket and syncs what it announced.
         Never blocks waiting for input."""
         self._invoke("tandem_process")
+
+    def timeout(self) -> Optional[float]:
+        """Seconds a loop of your own may wait on :meth:`socket` before it
+        must call :meth:`process` even though nothing arrived (a record error
+        due for a retry, or a standby's next attempt to take over); ``None``
+        when only the socket can bring work."""
+        milliseconds = c_int(0)
+        self._invoke("tandem_timeout", byref(milliseconds))
+        return None if milliseconds.value < 0 else milliseconds.value / 1000
 
     def run(self) -> None:
         """Follows changes until :meth:`stop` is called (from another thread,

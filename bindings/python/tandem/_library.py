@@ -80,6 +80,7 @@ PROTOTYPES = {
     "tandem_sync": (c_int, [HANDLE, POINTER(c_int64)]),
     "tandem_socket": (c_int, [HANDLE]),
     "tandem_process": (c_int, [HANDLE]),
+    "tandem_timeout": (c_int, [HANDLE, POINTER(c_int)]),
     "tandem_run": (c_int, [HANDLE]),
     "tandem_stop": (c_int, [HANDLE]),
     "tandem_set_event_callback": (c_int, [HANDLE, EVENT_FN, c_void_p]),

@@ -203,6 +203,19 @@ def test_error_detail_clears_after_success(database: Database, handle: tandem.Ta
 
 
 def test_sql_failure_raises_database_error_with_sqlstate(database: Database) -> None:
+    # A table in the way of the first migration.
+    database.sql("CREATE SCHEMA tandem")
+    database.sql("CREATE TABLE tandem.integrations (something_else int)")
+    with tandem.open(database.conninfo) as db:
+        with pytest.raises(tandem.DatabaseError) as caught:
+            db.install()
+    error = caught.value
+    assert_tandem_error(error, tandem.DatabaseError, tandem.DATABASE)
+    assert error.sqlstate == "42P07", repr(error)  # duplicate_table
+    assert str(error).endswith("(SQLSTATE 42P07)")
+
+
+def test_missing_privilege_raises_permission_error_naming_the_grant(database: Database) -> None:
     role = "t_nopriv_" + uuid.uuid4().hex[:12]
     psql(database.server, 'CREATE ROLE "%s" LOGIN' % role)
     try:
@@ -210,12 +223,13 @@ def test_sql_failure_raises_database_error_with_sqlstate(database: Database) -> 
         database.sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         conninfo = with_option(database.conninfo, "user", role)
         with tandem.open(conninfo) as db:
-            with pytest.raises(tandem.DatabaseError) as caught:
+            with pytest.raises(tandem.PermissionDeniedError) as caught:
                 db.install()
         error = caught.value
-        assert_tandem_error(error, tandem.DatabaseError, tandem.DATABASE)
+        assert_tandem_error(error, tandem.PermissionDeniedError, tandem.PERMISSION)
         assert error.sqlstate == "42501", repr(error)  # insufficient_privilege
-        assert str(error).endswith("(SQLSTATE 42501)")
+        assert "needs CREATE on database" in error.message, error.message
+        assert 'GRANT CREATE ON DATABASE "%s" TO "%s"' % (database.name, role) in error.message, error.message
     finally:
         psql(database.server, 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % database.name)
         psql(database.server, 'DROP ROLE IF EXISTS "%s"' % role)

@@ -288,6 +288,9 @@ def test_process_follows_changes_announced_on_the_socket(database: Database, syn
     start = time.monotonic()
     db.process()  # nothing to read: returns at once, never blocks
     assert time.monotonic() - start < 2
+    # Every committed change makes the socket readable: an idle active host
+    # with no record errors needs no timeout (B1).
+    assert db.timeout() is None
 
     for app, other, origin in (("crm", "pipeline", "crm"), ("pipeline", "crm", "pipeline")):
         pipeline_id, crm_id = a_link(database, "contacts", origin)
@@ -362,6 +365,8 @@ def test_a_second_host_stands_by_while_run_is_active(database: Database, synced)
             wait_until(standby_is_refused, 20, "sync() on a second host to raise BusyError")
             assert busy[0].code == tandem.BUSY and busy[0].message
             standby.process()  # a standby host's process() does nothing and succeeds
+            wait = standby.timeout()  # ...and tries to take over again this soon
+            assert wait is not None and 0 < wait <= 1, wait
         finally:
             db.stop()
             join(db, thread)
