@@ -69,9 +69,10 @@ extension Engine {
 
     /// B3 matching probes the other app by the normalized match value; an
     /// expression index keeps that proportional to the changes, not the table.
+    /// Its name fits PostgreSQL's 63 bytes and never collides with another
+    /// table's or column's (IdentifierName.matchIndex).
     func createMatchIndex(_ table: TableName, column: String) throws {
-        var name = "tandem_match_\(table.name)_\(column)"
-        if name.utf8.count > 63 { name = String(name.utf8.prefix(63))! }
+        let name = IdentifierName.matchIndex(schema: table.schema, table: table.name, column: column)
         let expression = ModuleCompiler.normalized("\(identifier: column)")
         try connection.execute("CREATE INDEX IF NOT EXISTS \(identifier: name) ON \(qualified: table.schema, table.name) ((\(expression)))")
     }

@@ -48,12 +48,13 @@ extension Engine {
         if let module = chunk.module, let side = chunk.side {
             var entry = progress[module]?[side.rawValue] ?? [:]
             entry["after"] = chunk.last ?? NSNull()
-            entry["read"] = ((entry["read"] as? NSNumber)?.int64Value ?? 0) + chunk.read
+            let read = ((entry["read"] as? NSNumber)?.int64Value ?? 0) &+ chunk.read
+            entry["read"] = read
             entry["done"] = chunk.done
             progress[module, default: [:]][side.rawValue] = entry
             events.append(Self.json([
                 "type": "initial_sync_progress", "integration": bound.integration.name, "tab": chunk.tab.rawValue,
-                "module": module, "side": side.rawValue, "read": entry["read"]!, "done": chunk.done,
+                "module": module, "side": side.rawValue, "read": read, "done": chunk.done,
             ]))
         }
         let data = try JSONSerialization.data(withJSONObject: progress, options: [.sortedKeys])

@@ -68,7 +68,7 @@ public final class Connection {
             guard let last else { throw PostgresError(kind: .statement, message: "empty batch") }
             return last
         }
-        let script = texts.map { $0! }.joined(separator: ";\n")
+        let script = texts.compactMap { $0 }.joined(separator: ";\n")
         let connection = try open()
         return try check(PQexec(connection, script), statement: script)
     }
