@@ -32,4 +32,29 @@ final class GuestTests: XCTestCase {
         let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "1"))
         XCTAssertEqual(try db.scalar("SELECT phone FROM crm.\(identifier: table) WHERE id = \(crmID)::bigint"), "長い名前")
     }
+
+    func testRecordErrorsNameTheConstraintAndColumnButKeepNoValueOfTheRecord() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try db.execute("ALTER TABLE crm.contacts ADD CONSTRAINT contacts_phone_not_listed CHECK (phone IS DISTINCT FROM '+44 20 7946 0999')")
+        try db.execute("UPDATE crm.contacts SET title = coalesce(title, 'Staff')")
+        try engine.passUntilQuiet()
+        try db.execute("ALTER TABLE crm.contacts ALTER COLUMN title SET NOT NULL")
+
+        try db.execute("UPDATE pipeline.contacts SET phone = '+44 20 7946 0999', email = 'ada.lovelace@example.org' WHERE id = 1")
+        try db.execute("UPDATE pipeline.contacts SET title = NULL, mobile = '+81 90 1234 5678', email = 'grace.hopper@example.org' WHERE id = 2")
+        let summary = try engine.passUntilQuiet()
+        XCTAssertEqual(summary.errors, 2)
+
+        let errors = try db.execute("SELECT record_id, sqlstate, message FROM tandem.record_errors ORDER BY record_id::bigint").rows
+        XCTAssertEqual(errors.map { $0[1] }, ["23514", "23502"])
+        let check = errors.first?[2] ?? "", notNull = errors.last?[2] ?? ""
+        XCTAssertTrue(check.contains("contacts_phone_not_listed") && check.contains("crm.contacts"), check)
+        XCTAssertTrue(notNull.contains("column title") && notNull.contains("crm.contacts"), notNull)
+        for message in [check, notNull] {
+            for value in ["ada.lovelace", "grace.hopper", "example.org", "7946", "1234 5678", "Failing row"] {
+                XCTAssertFalse(message.contains(value), "«\(value)» in «\(message)»")
+            }
+        }
+    }
 }
