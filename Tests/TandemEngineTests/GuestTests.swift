@@ -57,4 +57,32 @@ final class GuestTests: XCTestCase {
             }
         }
     }
+
+    func testAMigrationWhoseAppliedTextDiffersIsRefusedByName() throws {
+        let db = try TestDatabase(apps: false)
+        let engine = try db.engine()
+        let checksums = try db.execute("SELECT version, checksum FROM tandem.migrations ORDER BY version").rows
+        XCTAssertFalse(checksums.isEmpty)
+        for row in checksums {
+            XCTAssertEqual(row[1]?.count, 64, "a SHA-256 per applied migration")
+            XCTAssertEqual(try db.scalar("SELECT \(row[1]) ~ '^[0-9a-f]{64}$'"), "t")
+        }
+        try engine.install()   // the same library again: nothing to do, nothing refused
+
+        let original = try XCTUnwrap(checksums.first { $0[0] == "2" }?[1])
+        try db.execute("UPDATE tandem.migrations SET checksum = repeat('0', 64) WHERE version = 2")
+        XCTAssertThrowsError(try engine.install()) { error in
+            let error = error as? TandemError
+            XCTAssertEqual(error?.code, .state)
+            XCTAssertTrue(error?.message.contains("migration 0002_capture_and_apply") == true, error?.message ?? "")
+            XCTAssertTrue(error?.message.contains("differs") == true, error?.message ?? "")
+        }
+
+        // A database from before checksums were kept: the column is added and
+        // filled from the library's text, and the next check passes.
+        try db.execute("ALTER TABLE tandem.migrations DROP COLUMN checksum")
+        try engine.install()
+        XCTAssertEqual(try db.scalar("SELECT checksum FROM tandem.migrations WHERE version = 2"), original)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.migrations WHERE checksum IS NULL"), 0)
+    }
 }
