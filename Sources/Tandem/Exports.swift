@@ -1,6 +1,7 @@
 // The C ABI declared in include/tandem.h: exports only. Each function checks
 // its arguments, calls the engine, and turns every error into a result code
 // plus a message kept on the handle. Nothing is thrown across the boundary.
+import CTandemHeader
 import Foundation
 import TandemCore
 import TandemEngine
@@ -80,11 +81,17 @@ private func give(_ string: String, to out: UnsafeMutablePointer<UnsafeMutablePo
 
 // MARK: - Version
 
+/// TANDEM_VERSION of include/tandem.h, the one place the version lives;
+/// made once, never freed.
+nonisolated(unsafe) private let libraryVersion: UnsafeMutablePointer<CChar>? = strdup(TANDEM_VERSION)
+
 @_cdecl("tandem_libversion")
-public func tandem_libversion() -> UnsafePointer<CChar> { staticText("0.1.0") }
+public func tandem_libversion() -> UnsafePointer<CChar> {
+    libraryVersion.map { UnsafePointer($0) } ?? staticText(emptyText)
+}
 
 @_cdecl("tandem_libversion_number")
-public func tandem_libversion_number() -> Int32 { 1000 }
+public func tandem_libversion_number() -> Int32 { Int32(TANDEM_VERSION_NUMBER) }
 
 @_cdecl("tandem_errstr")
 public func tandem_errstr(_ code: Int32) -> UnsafePointer<CChar> {
