@@ -25,6 +25,12 @@ demo: build
 test: prerequisites
 	@scripts/test
 
+# Coverage-guided fuzzing of the C ABI against a real PostgreSQL (libFuzzer);
+# FUZZ_SECONDS=600 by default. make test runs the same for 30 s.
+FUZZ_SECONDS ?= 600
+fuzz: prerequisites
+	@scripts/fuzz $(FUZZ_SECONDS)
+
 bench: prerequisites
 	@bench/run
 	@bench/tabs
