@@ -168,8 +168,9 @@ public struct QueryResult: Sendable {
 
     public func column(_ name: String) -> Int? { columns.firstIndex(of: name) }
 
-    /// Rows as dictionaries, for reporting.
+    /// Rows as dictionaries, for reporting. Of two columns with one name
+    /// (`SELECT a.id, b.id`), the first is kept: a duplicate must not trap.
     public var records: [[String: String?]] {
-        rows.map { row in Dictionary(uniqueKeysWithValues: zip(columns, row)) }
+        rows.map { row in Dictionary(zip(columns, row), uniquingKeysWith: { first, _ in first }) }
     }
 }
