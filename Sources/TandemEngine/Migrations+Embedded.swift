@@ -618,14 +618,23 @@ DO $$
 DECLARE
     kept record;
     setting text;
+    name text;
+    value text;
 BEGIN
     SELECT * INTO kept FROM _tandem_0006_apply_each_settings;
     IF kept.security_definer THEN
         ALTER FUNCTION tandem._apply_each(text, regclass, text) SECURITY DEFINER;
     END IF;
     FOREACH setting IN ARRAY coalesce(kept.settings, '{}') LOOP
-        EXECUTE format('ALTER FUNCTION tandem._apply_each(text, regclass, text) SET %I = %L',
-                       split_part(setting, '=', 1), substr(setting, length(split_part(setting, '=', 1)) + 2));
+        name := split_part(setting, '=', 1);
+        value := substr(setting, length(name) + 2);
+        -- proconfig holds a list setting (search_path) as it is written in
+        -- SET (tandem, pg_temp); any other value is set as one literal.
+        BEGIN
+            EXECUTE format('ALTER FUNCTION tandem._apply_each(text, regclass, text) SET %I = %s', name, value);
+        EXCEPTION WHEN syntax_error THEN
+            EXECUTE format('ALTER FUNCTION tandem._apply_each(text, regclass, text) SET %I = %L', name, value);
+        END;
     END LOOP;
 END
 $$;

@@ -58,6 +58,55 @@ final class GuestTests: XCTestCase {
         }
     }
 
+    func testAnUnmappedStageKeepsItsNameInTheRecordError() throws {
+        // A stage is the organisation's vocabulary, not personal data: the
+        // message names it, because adding it to the value map is the fix.
+        let db = try TestDatabase()
+        let config = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"tabs":{"contacts_companies":{},"pipelines_products":{}}}"#
+        let engine = try db.syncedEngine(config: config)
+        try engine.activate("pipelines_products")
+        try engine.passUntilQuiet()
+        try db.execute("INSERT INTO crm.stages (pipeline, stage, sequence, probability, forecast_category) VALUES ('Standard', 'Legal Review', 99, 80, 'Pipeline')")
+        let deal = try XCTUnwrap(try db.scalar("""
+            SELECT d.id::text FROM crm.deals d JOIN tandem.links l ON l.module = 'deals' AND l.crm_id = d.id::text
+             WHERE d.pipeline = 'Standard' ORDER BY d.id LIMIT 1
+            """))
+        try db.execute("UPDATE crm.deals SET stage = 'Legal Review', description = 'call +1 555 0100' WHERE id = \(deal)::bigint")
+        let summary = try engine.passUntilQuiet()
+        XCTAssertEqual(summary.errors, 1)
+        let message = try XCTUnwrap(try db.scalar("SELECT message FROM tandem.record_errors WHERE module = 'deals' AND record_id = \(deal)"))
+        XCTAssertTrue(message.contains("CRM app value 'Legal Review' (in Standard)") && message.contains("has no mapping"), message)
+        XCTAssertFalse(message.contains("555"), message)
+    }
+
+    func testMigration6RewritesErrorsRecordedBeforeAndKeepsTheFallbacksSecuritySettings() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let id = try XCTUnwrap(try db.scalar("SELECT integration_id::text FROM tandem.integrations"))
+        // As 0002 recorded them: the message, then PostgreSQL's DETAIL.
+        try db.execute("""
+            INSERT INTO tandem.record_failures (integration_id, module, side, record_id, operation, sqlstate, message)
+            VALUES (\(id)::bigint, 'contacts', 'pipeline', '1', 'update', '23514',
+                    'new row for relation "contacts" violates check constraint "c" (Failing row contains (1, Ada, ada@example.org))'),
+                   (\(id)::bigint, 'contacts', 'pipeline', '2', 'update', '22P02',
+                    'invalid input syntax for type integer: "ada@example.org"')
+            """)
+        // A later migration (privileges) may make the fallback SECURITY
+        // DEFINER with a pinned search_path; 0006 must not undo that.
+        try db.execute("ALTER FUNCTION tandem._apply_each(text, regclass, text) SECURITY DEFINER SET search_path = tandem, pg_temp")
+        try db.execute("DELETE FROM tandem.migrations WHERE version = 6")
+        try engine.install()
+
+        let messages = try db.execute("SELECT message FROM tandem.record_failures ORDER BY record_id").rows.map { $0[0] ?? "" }
+        XCTAssertEqual(messages.first, #"new row for relation "contacts" violates check constraint "c""#)
+        XCTAssertTrue(messages.last?.hasPrefix("invalid input syntax for the column's type (SQLSTATE 22P02)") == true, messages.last ?? "")
+        XCTAssertFalse(messages.joined().contains("ada@example.org"), messages.joined())
+        XCTAssertEqual(try db.scalar("""
+            SELECT prosecdef::text || ' ' || array_to_string(proconfig, ',') FROM pg_proc
+             WHERE oid = 'tandem._apply_each(text, regclass, text)'::regprocedure
+            """), "true search_path=tandem, pg_temp")
+    }
+
     func testAMigrationWhoseAppliedTextDiffersIsRefusedByName() throws {
         let db = try TestDatabase(apps: false)
         let engine = try db.engine()
