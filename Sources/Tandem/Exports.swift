@@ -10,9 +10,10 @@ import TandemEngine
 final class Handle {
     let engine: Engine
     var code: ResultCode = .ok
-    /// Borrowed by the host until the next call on the handle.
-    var message: UnsafeMutablePointer<CChar>
-    var sqlstate: UnsafeMutablePointer<CChar>
+    /// Borrowed by the host until the next call on the handle. Optional
+    /// because strdup() may fail (out of memory): that must not trap.
+    var message: UnsafeMutablePointer<CChar>?
+    var sqlstate: UnsafeMutablePointer<CChar>?
     var callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     var context: UnsafeMutableRawPointer?
 
@@ -152,13 +153,13 @@ public func tandem_errcode(_ db: OpaquePointer?) -> Int32 {
 @_cdecl("tandem_errmsg")
 public func tandem_errmsg(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
     guard let object = handle(db) else { return staticText(nullHandleMessage) }
-    return UnsafePointer(object.message)
+    return object.message.map { UnsafePointer($0) } ?? staticText(emptyText)
 }
 
 @_cdecl("tandem_sqlstate")
 public func tandem_sqlstate(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
     guard let object = handle(db) else { return staticText(emptyText) }
-    return UnsafePointer(object.sqlstate)
+    return object.sqlstate.map { UnsafePointer($0) } ?? staticText(emptyText)
 }
 
 // MARK: - Schema and configuration
