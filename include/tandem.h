@@ -33,7 +33,10 @@ extern "C" {
 /* Version                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/** The version of this header, as text and as X*1000000 + Y*1000 + Z. */
+/** The version of this header, as text and as X*1000000 + Y*1000 + Z.
+ *  This is the one place the version lives: the library reports it through
+ *  tandem_libversion(), and its SONAME is libTandem.so.X (X changes only when
+ *  the ABI breaks; a signature changes by adding a _v2 function instead). */
 #define TANDEM_VERSION "0.1.0"
 #define TANDEM_VERSION_NUMBER 1000
 

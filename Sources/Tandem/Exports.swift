@@ -1,6 +1,7 @@
 // The C ABI declared in include/tandem.h: exports only. Each function checks
 // its arguments, calls the engine, and turns every error into a result code
 // plus a message kept on the handle. Nothing is thrown across the boundary.
+import CTandemHeader
 import Foundation
 import TandemCore
 import TandemEngine
@@ -9,9 +10,10 @@ import TandemEngine
 final class Handle {
     let engine: Engine
     var code: ResultCode = .ok
-    /// Borrowed by the host until the next call on the handle.
-    var message: UnsafeMutablePointer<CChar>
-    var sqlstate: UnsafeMutablePointer<CChar>
+    /// Borrowed by the host until the next call on the handle. Optional
+    /// because strdup() may fail (out of memory): that must not trap.
+    var message: UnsafeMutablePointer<CChar>?
+    var sqlstate: UnsafeMutablePointer<CChar>?
     var callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     var context: UnsafeMutableRawPointer?
 
@@ -80,11 +82,17 @@ private func give(_ string: String, to out: UnsafeMutablePointer<UnsafeMutablePo
 
 // MARK: - Version
 
+/// TANDEM_VERSION of include/tandem.h, the one place the version lives;
+/// made once, never freed.
+nonisolated(unsafe) private let libraryVersion: UnsafeMutablePointer<CChar>? = strdup(TANDEM_VERSION)
+
 @_cdecl("tandem_libversion")
-public func tandem_libversion() -> UnsafePointer<CChar> { staticText("0.1.0") }
+public func tandem_libversion() -> UnsafePointer<CChar> {
+    libraryVersion.map { UnsafePointer($0) } ?? staticText(emptyText)
+}
 
 @_cdecl("tandem_libversion_number")
-public func tandem_libversion_number() -> Int32 { 1000 }
+public func tandem_libversion_number() -> Int32 { Int32(TANDEM_VERSION_NUMBER) }
 
 @_cdecl("tandem_errstr")
 public func tandem_errstr(_ code: Int32) -> UnsafePointer<CChar> {
@@ -146,13 +154,13 @@ public func tandem_errcode(_ db: OpaquePointer?) -> Int32 {
 @_cdecl("tandem_errmsg")
 public func tandem_errmsg(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
     guard let object = handle(db) else { return staticText(nullHandleMessage) }
-    return UnsafePointer(object.message)
+    return object.message.map { UnsafePointer($0) } ?? staticText(emptyText)
 }
 
 @_cdecl("tandem_sqlstate")
 public func tandem_sqlstate(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
     guard let object = handle(db) else { return staticText(emptyText) }
-    return UnsafePointer(object.sqlstate)
+    return object.sqlstate.map { UnsafePointer($0) } ?? staticText(emptyText)
 }
 
 // MARK: - Schema and configuration

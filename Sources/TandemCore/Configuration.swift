@@ -87,11 +87,10 @@ public struct Configuration: Sendable, Equatable {
         guard let object = reader.object(root, at: "configuration") else {
             throw TandemError(.config, summary: "configuration is not valid:", problems: reader.problems)
         }
-        let configuration = reader.configuration(object)
-        if !reader.problems.isEmpty || configuration == nil {
+        guard let configuration = reader.configuration(object), reader.problems.isEmpty else {
             throw TandemError(.config, summary: "configuration is not valid:", problems: reader.problems)
         }
-        return configuration!
+        return configuration
     }
 
     static func describe(_ error: Error) -> String {
@@ -186,7 +185,7 @@ struct JSONReader {
                 }
             }
         }
-        tabs.sort { Tab.allCases.firstIndex(of: $0)! < Tab.allCases.firstIndex(of: $1)! }
+        tabs.sort { (Tab.allCases.firstIndex(of: $0) ?? 0) < (Tab.allCases.firstIndex(of: $1) ?? 0) }
 
         let overrides = root["modules"].flatMap { object($0, at: "configuration.modules") } ?? [:]
         let known = Set(ReferenceDefaults.modules.map(\.name))
@@ -310,7 +309,7 @@ struct JSONReader {
                     if let values = field["values"] {
                         if valueMap == nil {
                             problems.append("\(itemPath).values: \(pipelineColumn) <-> \(crmColumn) has no value map to change")
-                        } else if let maps = self.object(values, at: "\(itemPath).values") {
+                        } else if var changed = valueMap, let maps = self.object(values, at: "\(itemPath).values") {
                             rejectUnknownKeys(maps, allowed: ["to_crm", "to_pipeline"], at: "\(itemPath).values")
                             for (direction, keyPath) in [("to_crm", \ReferenceDefaults.ValueMapDefault.toCRM), ("to_pipeline", \ReferenceDefaults.ValueMapDefault.toPipeline)] {
                                 guard let contexts = self.object(maps[direction], at: "\(itemPath).values.\(direction)") else { continue }
@@ -319,9 +318,10 @@ struct JSONReader {
                                         problems.append("\(itemPath).values.\(direction).\(context) must map values to values (strings)")
                                         continue
                                     }
-                                    for (from, to) in pairs { valueMap![keyPath: keyPath][context, default: [:]][from] = to }
+                                    for (from, to) in pairs { changed[keyPath: keyPath][context, default: [:]][from] = to }
                                 }
                             }
+                            valueMap = changed
                         }
                     }
                     entry.fields.removeAll { $0.pipeline == pipelineColumn || $0.crm == crmColumn }

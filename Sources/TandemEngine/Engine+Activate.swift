@@ -116,9 +116,9 @@ extension Engine {
         }
     }
 
+    /// Fits PostgreSQL's 63 bytes and never collides with another table's or
+    /// column's (IdentifierName.matchIndex).
     static func matchIndexName(_ table: TableName, column: String) -> String {
-        var name = "tandem_match_\(table.name)_\(column)"
-        while name.utf8.count > 63 { name.removeLast() }
-        return name
+        IdentifierName.matchIndex(schema: table.schema, table: table.name, column: column)
     }
 }

@@ -61,7 +61,10 @@ extension Engine {
             if !permissionProblems.isEmpty {
                 throw TandemError(.permission, summary: "the integration cannot be set up:", problems: permissionProblems)
             }
-            return (integration!, users)
+            guard let integration else {
+                throw TandemError(.error, "validation found no problem but produced no integration")
+            }
+            return (integration, users)
         }
     }
 
@@ -135,7 +138,8 @@ extension Engine {
 
     /// What the catalog says about the apps' schemas, in two queries.
     func readCatalog(schemas: [String]) throws -> Catalog {
-        let first = schemas[0], second = schemas.count > 1 ? schemas[1] : schemas[0]
+        guard let first = schemas.first else { return Catalog(schemas: [], relations: [:], declaredFields: [:]) }
+        let second = schemas.count > 1 ? schemas[1] : first
         let present = Set(try connection.execute("SELECT nspname FROM pg_namespace WHERE nspname IN (\(first), \(second))").rows.compactMap { $0[0] })
         let columns = try connection.execute("""
             SELECT n.nspname, c.relname, c.relkind::text, a.attname,
@@ -168,8 +172,8 @@ extension Engine {
 
         // An app may declare mandatory and custom fields in <schema>.field_settings (R8).
         var declared: [TableName: [String: Catalog.DeclaredField]] = [:]
-        for schema in Set(schemas) where relations[TableName(schema: schema, name: "field_settings")] != nil {
-            let settings = relations[TableName(schema: schema, name: "field_settings")]!.columns
+        for schema in Set(schemas) {
+            guard let settings = relations[TableName(schema: schema, name: "field_settings")]?.columns else { continue }
             guard ["table_name", "column_name", "mandatory", "custom"].allSatisfy({ settings[$0] != nil }) else { continue }
             let rows = try connection.execute("SELECT table_name::text, column_name::text, mandatory, custom FROM \(qualified: schema, "field_settings")")
             for row in rows.rows {

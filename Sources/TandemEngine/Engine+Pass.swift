@@ -168,11 +168,11 @@ extension Engine {
         // set-based and index-driven.
         try connection.execute(batch: ["INSERT INTO tandem._applying (xid) VALUES (pg_current_xact_id())", "ANALYZE _tandem_candidates"])
 
-        let counts = Dictionary(uniqueKeysWithValues: try connection.execute(
+        let counts = Dictionary(try connection.execute(
             "SELECT module, count(*)::text FROM _tandem_candidates GROUP BY module").rows.compactMap { row -> (String, Int64)? in
                 guard let module = row[0], let count = row[1].flatMap({ Int64($0) }) else { return nil }
                 return (module, count)
-            })
+            }, uniquingKeysWith: +)
         var linkedModules: Set<String> = []
         for compiled in bound.compiled where syncing.contains(compiled.module.tab.rawValue) {
             let compiler = compiled.compiler
@@ -244,7 +244,7 @@ extension Engine {
         if candidates > linked {
             // Some candidates have no link yet: match them (B3), else copy them.
             for side in Side.allCases {
-                if let match = compiled.match[side] ?? nil {
+                if let match = compiled.match[side] {
                     let matched = Int64(try connection.execute(match).affected)
                     summary.matched += matched
                     newLinks += matched
@@ -255,14 +255,14 @@ extension Engine {
         summary.deferred += Int64(try connection.execute(batch: Side.allCases.compactMap { compiled.lockRows[$0] } + [compiled.deferContended]).affected)
         if candidates > linked {
             for side in Side.allCases {
-                let prepared = try connection.execute(compiled.prepareCreate[side]!).affected
+                let prepared = try connection.execute(compiled.prepareCreate[side]).affected
                 if prepared == 0 { continue }
                 try connection.execute("ANALYZE \(raw: compiler.createTable(side))")
-                _ = try apply(compiled.create[side]!, compiler: compiler)
-                let created = Int64(try connection.execute(compiled.linkCreated[side]!).affected)
+                _ = try apply(compiled.create[side], compiler: compiler)
+                let created = Int64(try connection.execute(compiled.linkCreated[side]).affected)
                 if side == .pipeline { summary.createdInCRM += created } else { summary.createdInPipeline += created }
                 newLinks += created
-                summary.waiting += Int64(try connection.execute(compiled.rememberWaitingCreates[side]!).affected)
+                summary.waiting += Int64(try connection.execute(compiled.rememberWaitingCreates[side]).affected)
             }
         }
         let plan = (try connection.execute(batch: ["ANALYZE \(raw: compiler.pairsTable)", compiled.buildWork, compiled.workPlan])
@@ -271,14 +271,14 @@ extension Engine {
         let (toPipeline, toCRM, conflicts, unwritten, deleted) = (plan[2], plan[3], plan[4], plan[5], plan[6])
         if conflicts > 0 { try connection.execute(compiled.recordConflicts) }
         var failed: Int64 = 0
-        if toCRM > 0 { failed += try apply(compiled.update[.crm]!, compiler: compiler) }
-        if toPipeline > 0 { failed += try apply(compiled.update[.pipeline]!, compiler: compiler) }
+        if toCRM > 0 { failed += try apply(compiled.update.crm, compiler: compiler) }
+        if toPipeline > 0 { failed += try apply(compiled.update.pipeline, compiler: compiler) }
         var bookkeeping: [SQL] = []
         if unwritten > 0 { bookkeeping.append(compiled.mirrorUnwritten) }
         if toCRM + toPipeline > 0 { bookkeeping.append(compiled.mirrorWritten) }
         if deleted > 0 { bookkeeping.append(compiled.markDeleted) }
-        if plan[7] > 0 { bookkeeping.append(compiled.rememberWaitingPairs[.pipeline]!) }
-        if plan[8] > 0 { bookkeeping.append(compiled.rememberWaitingPairs[.crm]!) }
+        if plan[7] > 0 { bookkeeping.append(compiled.rememberWaitingPairs.pipeline) }
+        if plan[8] > 0 { bookkeeping.append(compiled.rememberWaitingPairs.crm) }
         if !bookkeeping.isEmpty { try connection.execute(batch: bookkeeping) }
         if failed > 0 {
             let written = try connection.execute("""
