@@ -229,8 +229,20 @@ int tandem_timeout(tandem *db, int *milliseconds);
 
 /** Follows changes until tandem_stop() is called: waits on the socket,
  *  catches up from the cursor first (B1), takes over when the active host
- *  goes away (B9). Returns TANDEM_OK after a stop. */
+ *  goes away (B9). A lost connection or a server restart is restored with
+ *  back-off ("connection_lost" and "connection_restored" events), then the
+ *  host catches up from the cursor; transient failures (deadlock, lock
+ *  timeout) are retried ("transient_error" events). Returns TANDEM_OK after
+ *  a stop, TANDEM_CONNECT when the connection could not be restored within
+ *  the reconnect timeout, TANDEM_REMOVED when the integration was removed. */
 int tandem_run(tandem *db);
+
+/** How long tandem_run() keeps trying to restore a lost connection before it
+ *  returns TANDEM_CONNECT, in seconds (default 300; 0: never reconnect).
+ *  tandem_process() tries once per call; the handle's socket is then a new
+ *  one, so a host's own loop asks tandem_socket() on every round.
+ *  TANDEM_MISUSE for a negative value. */
+int tandem_set_reconnect_timeout(tandem *db, double seconds);
 
 /** Asks tandem_run() on this handle to return. Safe from any thread and
  *  from a signal handler; returns TANDEM_MISUSE only for NULL. A stop that

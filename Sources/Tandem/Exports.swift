@@ -280,6 +280,14 @@ public func tandem_run(_ db: OpaquePointer?) -> Int32 {
     return object.call { try object.engine.run() }
 }
 
+@_cdecl("tandem_set_reconnect_timeout")
+public func tandem_set_reconnect_timeout(_ db: OpaquePointer?, _ seconds: Double) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    guard seconds >= 0, seconds.isFinite else { return object.set(.misuse, "the reconnect timeout must be a number of seconds, 0 or more") }
+    object.engine.reconnectTimeout = seconds
+    return object.set(.ok, "")
+}
+
 @_cdecl("tandem_stop")
 public func tandem_stop(_ db: OpaquePointer?) -> Int32 {
     guard let object = handle(db) else { return ResultCode.misuse.rawValue }

@@ -33,6 +33,12 @@ public final class Connection {
         return PQsocket(handle)
     }
 
+    /// The server process of this session, or 0 when closed.
+    public var backendPID: Int32 {
+        guard let handle else { return 0 }
+        return PQbackendPID(handle)
+    }
+
     public var isOpen: Bool {
         guard let handle else { return false }
         return PQstatus(handle) == CONNECTION_OK

@@ -21,8 +21,10 @@ let usage = """
                                    indexes leave the app tables, no app data is deleted; --purge also
                                    deletes its history from the tandem schema
       uninstall                    drop the tandem schema (refused while an integration is in place)
-      sync                         run passes until there is nothing left to do, print what they did
-      run                          follow changes until interrupted (Ctrl-C)
+      sync [--wait]                run passes until there is nothing left to do, print what they did;
+                                   --wait: while another host is the active syncer, wait to take over
+      run [--reconnect-timeout S]  follow changes until interrupted (Ctrl-C); a lost connection or a
+                                   server restart is restored for up to S seconds (default 300)
       status                       the integration and its tabs, as JSON
       report    NAME [--limit N]   a reporting view as JSON (tab_status, pending_changes, links,
                                    conflicts, record_errors, runs, events)
@@ -43,7 +45,7 @@ struct Arguments {
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
-            if argument == "--follow" || argument == "--help" || argument == "-h" || argument == "--purge" {
+            if ["--follow", "--help", "-h", "--purge", "--wait"].contains(argument) {
                 flags.insert(argument)
             } else if argument.hasPrefix("--") {
                 guard index + 1 < arguments.count else { throw TandemError(.misuse, "option \(argument) needs a value") }
@@ -155,11 +157,30 @@ func main() -> Int32 {
             print("the tandem schema is gone from this database")
         case "sync":
             let engine = try attached(arguments)
-            engine.eventHandler = { print($0) }
-            let summary = try engine.passUntilQuiet()
+            engine.eventHandler = { print($0); fflush(nil) }
+            let summary: PassSummary
+            do {
+                summary = try engine.passUntilQuiet()
+            } catch let error as TandemError where error.code == .busy && arguments.flags.contains("--wait") {
+                FileHandle.standardError.write(Data("tandem: another host is the active syncer; waiting to take over (--wait)\n".utf8))
+                runningEngine = engine
+                signal(SIGINT) { _ in runningEngine?.requestStop() }
+                signal(SIGTERM) { _ in runningEngine?.requestStop() }
+                guard try engine.waitToBecomeSyncer() else {
+                    FileHandle.standardError.write(Data("tandem: interrupted while waiting; nothing was synced\n".utf8))
+                    return 130
+                }
+                summary = try engine.passUntilQuiet()
+            }
             print("written: \(summary.written) (created in pipeline app \(summary.createdInPipeline), in CRM app \(summary.createdInCRM); updated in pipeline app \(summary.updatedInPipeline), in CRM app \(summary.updatedInCRM)); conflicts \(summary.conflicts); errors \(summary.errors); waiting \(summary.waiting)")
         case "run":
             let engine = try attached(arguments)
+            if let value = arguments.options["reconnect-timeout"] {
+                guard let seconds = Double(value), seconds >= 0 else {
+                    throw TandemError(.misuse, "--reconnect-timeout needs a number of seconds (0: do not reconnect), not '\(value)'")
+                }
+                engine.reconnectTimeout = seconds
+            }
             engine.eventHandler = { print($0); fflush(nil) }
             runningEngine = engine
             signal(SIGINT) { _ in runningEngine?.requestStop() }

@@ -160,3 +160,86 @@ final class LastWritten: @unchecked Sendable {
         for id in ids { values[side, default: [:]][id] = value }
     }
 }
+
+/// Alive under faults (B11): a follower whose session is terminated, idle or
+/// in the middle of a pass, reconnects, catches up and loses nothing.
+final class ReconnectTests: XCTestCase {
+    /// Events seen by a follower, from its thread.
+    final class Events: @unchecked Sendable {
+        private let lock = NSLock()
+        private var seen: [String] = []
+        func append(_ event: String) { lock.lock(); seen.append(event); lock.unlock() }
+        func count(_ type: String) -> Int {
+            lock.lock(); defer { lock.unlock() }
+            return seen.filter { $0.contains("\"type\":\"\(type)\"") }.count
+        }
+    }
+
+    /// Polls `condition` every 10 ms until it holds or `seconds` pass.
+    func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(10_000)
+        }
+        return try condition()
+    }
+
+    func testB11_AFollowerWhoseSessionIsTerminatedIdleOrMidPassReconnectsAndLosesNothing() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let events = Events()
+        engine.eventHandler = { events.append($0) }
+        let box = UncheckedBox(engine)
+        let outcome = UncheckedBox(OutcomeSlot())
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            do { try box.value.run() } catch { outcome.value.error = error }
+            done.signal()
+        }
+        defer { engine.requestStop(); _ = done.wait(timeout: .now() + 10) }
+        let crmOf = { (id: String) throws -> String in try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: id)) }
+        let engineSession: SQL = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tandem'"
+        let phone = { (id: String) throws -> String? in try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(try crmOf(id))::bigint") }
+
+        try db.execute("UPDATE pipeline.contacts SET phone = 'before' WHERE id = 1")
+        XCTAssertTrue(try eventually(10) { try phone("1") == "before" }, "the follower syncs")
+
+        // Idle: the session ends under it; an edit made while it is gone arrives.
+        XCTAssertEqual(try db.count("SELECT count(pg_terminate_backend(pid)) FROM (\(engineSession)) s"), 1)
+        try db.execute("UPDATE pipeline.contacts SET phone = 'while idle' WHERE id = 2")
+        XCTAssertTrue(try eventually(15) { try phone("2") == "while idle" }, "an edit made after the termination arrives")
+        XCTAssertTrue(eventually(5) { events.count("connection_restored") >= 1 })
+        XCTAssertGreaterThanOrEqual(events.count("connection_lost"), 1)
+
+        // Mid-pass: the pass waits for a lock the test holds, and its session ends there.
+        let blocker = try Connection(conninfo: db.conninfo)
+        defer { blocker.close() }
+        try blocker.execute("BEGIN")
+        try blocker.execute("LOCK TABLE tandem.runs IN ACCESS EXCLUSIVE MODE")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'mid pass' WHERE id = 3")
+        let waiting = try eventually(5) {
+            try db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'tandem' AND wait_event_type = 'Lock'") == 1
+        }
+        XCTAssertTrue(waiting, "the pass is waiting inside a statement")
+        try db.execute("SELECT pg_terminate_backend(pid) FROM (\(engineSession)) s")
+        try blocker.execute("ROLLBACK")
+        XCTAssertTrue(try eventually(15) { try phone("3") == "mid pass" }, "the edit of the pass that was cut off arrives")
+        XCTAssertGreaterThanOrEqual(events.count("connection_restored"), 2)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE phone IN ('before', 'while idle', 'mid pass')"), 3, "each exactly once")
+        XCTAssertNil(outcome.value.error, "the follower never exited: \(String(describing: outcome.value.error))")
+    }
+
+    func testB11_ProcessRestoresALostConnectionForAHostWithItsOwnLoop() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try db.execute("SELECT pg_terminate_backend(\(Int(engine.backendPID)))")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'own loop' WHERE id = 4")
+        _ = try eventually(5) { (try? db.count("SELECT count(*) FROM pg_stat_activity WHERE pid = \(Int(engine.backendPID))")) == 0 }
+        try engine.process()
+        XCTAssertNotEqual(engine.backendPID, 0)
+        XCTAssertGreaterThanOrEqual(engine.socket, 0, "a new socket to poll")
+        let crm = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "4"))
+        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crm)::bigint"), "own loop")
+    }
+}

@@ -328,6 +328,7 @@ static void test_null_handle(void)
     NULL_HANDLE(tandem_reactivate(NULL, "activities", "latest"), "tandem_reactivate");
     NULL_HANDLE(tandem_remove(NULL, 0), "tandem_remove");
     NULL_HANDLE(tandem_uninstall(NULL), "tandem_uninstall");
+    NULL_HANDLE(tandem_set_reconnect_timeout(NULL, 10), "tandem_set_reconnect_timeout");
 #undef NULL_HANDLE
 
     check(s == SENTINEL_STRING, "NULL handle: status/report leave *json_out untouched", "it was overwritten");
@@ -897,6 +898,10 @@ static int test_lifecycle(tandem *db, const char *good)
     check_rc(db, rc, TANDEM_MISUSE, "tandem_reactivate with an unknown policy");
     rc = tandem_reactivate(db, "contacts_companies", "crm_wins");
     check_rc(db, rc, TANDEM_OK, "tandem_reactivate of an active tab leaves it as it is");
+    rc = tandem_set_reconnect_timeout(db, -1);
+    check_rc(db, rc, TANDEM_MISUSE, "tandem_set_reconnect_timeout(-1) is refused");
+    rc = tandem_set_reconnect_timeout(db, 30);
+    check_rc(db, rc, TANDEM_OK, "tandem_set_reconnect_timeout(30)");
     rc = tandem_edit_sync(db, "notes", NULL);
     check_rc(db, rc, TANDEM_STATE, "tandem_edit_sync of a tab not set up");
     rc = tandem_edit_sync(db, "contacts_companies", "{");

@@ -238,6 +238,11 @@ class Tandem:
         history stays for reporting unless ``purge``. Harmless when repeated."""
         self._invoke("tandem_remove", 1 if purge else 0)
 
+    def set_reconnect_timeout(self, seconds: float) -> None:
+        """How long :meth:`run` keeps restoring a lost connection before it
+        raises :class:`ConnectError` (default 300 s; 0: never reconnect)."""
+        self._invoke("tandem_set_reconnect_timeout", float(seconds))
+
     def uninstall(self) -> None:
         """Drops the ``tandem`` schema; refused while an integration is in place."""
         self._invoke("tandem_uninstall")

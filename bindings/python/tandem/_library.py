@@ -27,7 +27,7 @@ import glob
 import os
 import sys
 import threading
-from ctypes import POINTER, c_char_p, c_int, c_int64, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_int, c_int64, c_void_p
 from typing import List, Optional
 
 from .errors import TandemLibraryNotFound
@@ -77,6 +77,7 @@ PROTOTYPES = {
     "tandem_reactivate": (c_int, [HANDLE, c_char_p, c_char_p]),
     "tandem_remove": (c_int, [HANDLE, c_int]),
     "tandem_uninstall": (c_int, [HANDLE]),
+    "tandem_set_reconnect_timeout": (c_int, [HANDLE, c_double]),
     "tandem_sync": (c_int, [HANDLE, POINTER(c_int64)]),
     "tandem_socket": (c_int, [HANDLE]),
     "tandem_process": (c_int, [HANDLE]),
