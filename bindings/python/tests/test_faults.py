@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -182,3 +183,35 @@ def test_a_standby_takes_over_within_a_second_of_the_active_host_dying_mid_state
         active.stop()
         if standby is not None:
             standby.stop()
+
+
+def test_sync_with_wait_stands_by_until_it_is_the_syncer(database: Database, tmp_path: Path) -> None:
+    set_up(database, tmp_path)
+    active = Host(database.conninfo, tmp_path / "active.log")
+    try:
+        assert eventually(10, lambda: syncer_pid(database) is not None)
+        refused = subprocess.run([str(cli_binary()), "sync"], env=dict(os.environ, TANDEM_DATABASE_URL=database.conninfo),
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "active syncer" in refused.stderr
+        waiting = subprocess.Popen([str(cli_binary()), "sync", "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=dict(os.environ, TANDEM_DATABASE_URL=database.conninfo))
+        # It says it waits (read with a deadline), and it does.
+        assert waiting.stderr is not None
+        said = ""
+        deadline = time.monotonic() + 15
+        while "waiting to take over" not in said and time.monotonic() < deadline:
+            ready, _, _ = select.select([waiting.stderr], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            line = waiting.stderr.readline()
+            if not line:
+                break
+            said += line
+        assert "waiting to take over" in said, said
+        assert waiting.poll() is None, "sync --wait waits while another host is the syncer"
+        active.stop()
+        out, err = waiting.communicate(timeout=30)
+        assert waiting.returncode == 0, said + err
+        assert "written:" in out
+    finally:
+        active.stop()
