@@ -31,7 +31,15 @@ from support import REPO_ROOT, Database, psql, tandem
 TEST_TIMEOUT = float(os.environ.get("TANDEM_TEST_TIMEOUT", "180"))
 
 
-def _timed_out(nodeid: str) -> None:
+def _timed_out(config, nodeid: str) -> None:
+    # pytest holds file descriptor 2 while a test runs: give it back first,
+    # or the message would go to a capture file that is never shown.
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        try:
+            capture.suspend_global_capture(in_=True)
+        except Exception:  # pragma: no cover - the run ends either way
+            pass
     sys.__stderr__.write("\nFAIL: %s did not finish within %g s (TANDEM_TEST_TIMEOUT); "
                          "the stacks of every thread follow, then the run ends\n" % (nodeid, TEST_TIMEOUT))
     faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
@@ -48,7 +56,7 @@ def pytest_runtest_protocol(item, nextitem):
     if TEST_TIMEOUT <= 0:
         yield
         return
-    timer = threading.Timer(TEST_TIMEOUT, _timed_out, args=(item.nodeid,))
+    timer = threading.Timer(TEST_TIMEOUT, _timed_out, args=(item.config, item.nodeid))
     timer.daemon = True
     timer.start()
     try:
