@@ -154,9 +154,13 @@ func main() -> Int32 {
                 return 0
             }
             let name = engine.integration?.name ?? ""
-            print(try engine.remove(purge: purge)
+            var leftForOwner: [String] = []
+            print(try engine.remove(purge: purge, leftForOwner: &leftForOwner)
                   ? "removed integration '\(name)': nothing syncs, Tandem's triggers and indexes are gone from the app tables, no app data was deleted\(purge ? "; its history was purged" : "; its history stays in the tandem schema")"
                   : "integration '\(name)' was removed already")
+            if !leftForOwner.isEmpty {
+                print("the match indexes the tables' owner created stay until the owner runs:\n" + leftForOwner.joined(separator: "\n"))
+            }
         case "uninstall":
             try Engine(conninfo: try conninfo(arguments)).uninstall()
             print("the tandem schema is gone from this database")

@@ -105,22 +105,32 @@ $reconcile$;
 COMMENT ON FUNCTION tandem._reconcile_capture() IS 'Installs capture on the tables of syncing tabs and removes it from every other table.';
 
 -- Drops the match indexes Tandem created that no integration still in place
--- uses. Only indexes recorded in tandem.match_indexes are ever dropped.
-CREATE FUNCTION tandem._drop_unused_match_indexes() RETURNS void
+-- uses. Only indexes recorded in tandem.match_indexes are ever dropped. An
+-- index Tandem's role may not drop (the tables' owner created it, README
+-- "Roles") is forgotten, and the statement for the owner to run is returned.
+CREATE FUNCTION tandem._drop_unused_match_indexes() RETURNS SETOF text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $drop$
 DECLARE
     unused record;
+    statement text;
 BEGIN
     FOR unused IN SELECT DISTINCT m.index_schema, m.index_name FROM tandem.match_indexes m
                    WHERE NOT EXISTS (SELECT 1 FROM tandem.match_indexes u
                                        JOIN tandem.integrations i ON i.integration_id = u.integration_id AND i.removed_at IS NULL
                                       WHERE u.index_schema = m.index_schema AND u.index_name = m.index_name) LOOP
-        EXECUTE format('DROP INDEX IF EXISTS %I.%I', unused.index_schema, unused.index_name);
+        statement := format('DROP INDEX IF EXISTS %I.%I', unused.index_schema, unused.index_name);
+        IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = unused.index_schema AND c.relname = unused.index_name
+                      AND NOT pg_has_role(c.relowner, 'USAGE')) THEN
+            RETURN NEXT statement || ';';
+        ELSE
+            EXECUTE statement;
+        END IF;
         DELETE FROM tandem.match_indexes m WHERE m.index_schema = unused.index_schema AND m.index_name = unused.index_name;
     END LOOP;
 END
 $drop$;
-COMMENT ON FUNCTION tandem._drop_unused_match_indexes() IS 'Drops the tandem_match_* indexes on app tables that no integration still in place uses (R17).';
+COMMENT ON FUNCTION tandem._drop_unused_match_indexes() IS 'Drops the tandem_match_* indexes on app tables that no integration still in place uses (R17); returns the DROP statements the tables'' owner must run for those Tandem''s role may not drop.';
 
 -- tab_status shows the job, its policy and since when a tab is inactive; the
 -- last pass only for tabs that ever synced.
