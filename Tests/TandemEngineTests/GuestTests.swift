@@ -255,6 +255,35 @@ final class GuestTests: XCTestCase {
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.record_errors"), 0)
     }
 
+    func testB9_AStandbyFollowerTakesOverWithNoNotificationWithinASecond() throws {
+        let db = try TestDatabase()
+        let active = try db.syncedEngine()
+        let standby = try db.engine()
+        try standby.attach("default")
+        let done = expectation(description: "the standby's run returned")
+        let box = UncheckedBox(standby)
+        Thread.detachNewThread {
+            do { try box.value.run() } catch { XCTFail("run failed: \(error)") }
+            done.fulfill()
+        }
+        defer {
+            standby.requestStop()
+            wait(for: [done], timeout: 10)
+        }
+        // The change is announced while the active host holds the lock but
+        // does not follow: the standby's attempt (almost surely) fails, and no
+        // notification comes after the active host goes away; only the
+        // standby's own timer can then bring it to take over.
+        try db.execute("UPDATE pipeline.contacts SET phone = 'taken over' WHERE id = 1")
+        let deadline = Date().addingTimeInterval(10)
+        while try db.count("SELECT count(*) FROM tandem.pending_changes WHERE change = 'update'") != 1 && Date() < deadline { usleep(10_000) }
+        active.close()
+        let closed = Date()
+        while try crmPhone(db, "1") != "taken over" && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(try crmPhone(db, "1"), "taken over")
+        XCTAssertLessThan(Date().timeIntervalSince(closed), 2, "the standby took over soon after the active host went away")
+    }
+
     // MARK: - Dump and restore (B10)
 
     func testB10_ADumpRestoredIntoANewDatabaseKeepsSyncing() throws {
