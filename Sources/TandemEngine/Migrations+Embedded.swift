@@ -659,8 +659,7 @@ CREATE FUNCTION tandem._drop_unused_capture_function(function_oid oid) RETURNS v
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
-                WHERE p.oid = function_oid AND p.pronamespace = 'tandem'::regnamespace AND p.proname LIKE '\_capture\_%'
-                  AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype)
+                WHERE p.oid = function_oid AND p.pronamespace = 'tandem'::regnamespace AND p.proname LIKE '\_capture\_%')
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgfoid = function_oid) THEN
         EXECUTE format('DROP FUNCTION %s', function_oid::regprocedure);
     END IF;
