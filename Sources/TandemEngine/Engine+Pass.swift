@@ -107,7 +107,8 @@ extension Engine {
         // what is visible now and was not then. A transaction that was running
         // then is read by the first pass after it commits (B1).
         let snapshot = try connection.execute("""
-            SELECT pg_current_snapshot()::text, i.config_version, i.removed_at IS NOT NULL
+            SELECT pg_current_snapshot()::text, i.config_version, i.removed_at IS NOT NULL,
+                   pg_snapshot_xmax(c.snapshot) > pg_snapshot_xmax(pg_current_snapshot())
               FROM tandem.integrations i LEFT JOIN tandem.sync_cursors c ON c.integration_id = i.integration_id
              WHERE i.integration_id = \(id)
             """).rows.first
@@ -118,6 +119,12 @@ extension Engine {
         guard let current = snapshot[0] else {
             throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again")
         }
+        // A cursor ahead of every transaction id of this cluster: the database
+        // was restored from a dump of another cluster, whose ids it carries.
+        // Left alone, every change made here would look older than the cursor
+        // and never be read.
+        let restored = snapshot[3] == "t"
+        if restored { try realignAfterRestore() }
         let states = try tabStates(id)
         let syncing = Set(states.filter { TabState(rawValue: $0.value.state)?.isSyncing == true }.keys)
 
@@ -132,7 +139,7 @@ extension Engine {
              WHERE sc.integration_id = \(id)
             ON CONFLICT DO NOTHING
             """).affected)
-        let cursorMoves = summary.changesRead > 0
+        let cursorMoves = summary.changesRead > 0 || restored
         summary.changesRead += Int64(try connection.execute("""
             INSERT INTO _tandem_candidates (module, side, record_id)
             SELECT f.module, f.side, f.record_id FROM tandem.record_failures f
@@ -153,7 +160,7 @@ extension Engine {
         summary.initialChunk = chunk != nil
         summary.changesRead += chunk?.read ?? 0
 
-        if summary.changesRead == 0 && chunk == nil {
+        if summary.changesRead == 0 && chunk == nil && !restored {
             // A quiet pass writes nothing (B4): the old cursor is still exact.
             try connection.execute("ROLLBACK")
             return summary
@@ -325,6 +332,23 @@ extension Engine {
                AND f.record_id = \(raw: statement.workKey == "link_id" ? (statement.source == .pipeline ? "w.p_id" : "w.c_id") : "w.src_id")
             """)
         return failed
+    }
+
+    /// After a restore into another cluster: every change in the log is read
+    /// again by the integrations whose cursors came with the dump (a change
+    /// already synced merges to nothing), and their cursors restart before
+    /// every transaction id. Changes that a cursor made in this cluster still
+    /// has to read keep their ids.
+    func realignAfterRestore() throws {
+        try connection.execute(batch: ["""
+            UPDATE tandem.change_log cl SET xid = '3'
+             WHERE NOT EXISTS (SELECT 1 FROM tandem.sync_cursors sc
+                                WHERE pg_snapshot_xmax(sc.snapshot) <= pg_snapshot_xmax(pg_current_snapshot())
+                                  AND cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot))
+            """, """
+            UPDATE tandem.sync_cursors SET snapshot = '3:3:', moved_at = now()
+             WHERE pg_snapshot_xmax(snapshot) > pg_snapshot_xmax(pg_current_snapshot())
+            """])
     }
 
     /// Failures are kept with a growing back-off; records that went through

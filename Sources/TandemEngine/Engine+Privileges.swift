@@ -100,6 +100,13 @@ extension Engine {
                 }
                 keys.append((table, module.side(side).key.name))
             }
+            for field in module.fields {
+                guard case .mapped(let map) = field.kind else { continue }
+                for side in Side.allCases {
+                    requirements.append(Requirement(kind: .table, object: quoted(map.domain(side).table), privilege: "SELECT",
+                                                    purpose: "the values of \(module.name).\(field.name) (R8)"))
+                }
+            }
         }
         var problems = try missingPrivileges(requirements)
         if !keys.isEmpty && problems.isEmpty {

@@ -279,6 +279,35 @@ final class GuestTests: XCTestCase {
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.record_errors"), 0)
     }
 
+    func testB9_AStandbyFollowerTakesOverWithNoNotificationWithinASecond() throws {
+        let db = try TestDatabase()
+        let active = try db.syncedEngine()
+        let standby = try db.engine()
+        try standby.attach("default")
+        let done = expectation(description: "the standby's run returned")
+        let box = UncheckedBox(standby)
+        Thread.detachNewThread {
+            do { try box.value.run() } catch { XCTFail("run failed: \(error)") }
+            done.fulfill()
+        }
+        defer {
+            standby.requestStop()
+            wait(for: [done], timeout: 10)
+        }
+        // The change is announced while the active host holds the lock but
+        // does not follow: the standby's attempt (almost surely) fails, and no
+        // notification comes after the active host goes away; only the
+        // standby's own timer can then bring it to take over.
+        try db.execute("UPDATE pipeline.contacts SET phone = 'taken over' WHERE id = 1")
+        let deadline = Date().addingTimeInterval(10)
+        while try db.count("SELECT count(*) FROM tandem.pending_changes WHERE change = 'update'") != 1 && Date() < deadline { usleep(10_000) }
+        active.close()
+        let closed = Date()
+        while try crmPhone(db, "1") != "taken over" && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(try crmPhone(db, "1"), "taken over")
+        XCTAssertLessThan(Date().timeIntervalSince(closed), 2, "the standby took over soon after the active host went away")
+    }
+
     // MARK: - Dump and restore (B10)
 
     func testB10_ADumpRestoredIntoANewDatabaseKeepsSyncing() throws {
@@ -317,6 +346,66 @@ final class GuestTests: XCTestCase {
         XCTAssertEqual(try restored.count("SELECT count(*) FROM crm.accounts WHERE account_name = 'Restored KK'"), 1)
         XCTAssertEqual(try restored.count("SELECT count(*) FROM tandem.change_log WHERE table_oid::oid NOT IN (SELECT oid FROM pg_class)"), 0,
                        "no change is logged under an OID that matches nothing")
+    }
+
+    func testB10_ADumpRestoredIntoAnotherClusterKeepsSyncing() throws {
+        let db = try TestDatabase()
+        // The other cluster is fresh: its transaction ids are far behind the
+        // ones the dump carries in the cursor (made sure of here).
+        try db.sql.executeScript("""
+            CREATE TEMP TABLE burn (i int);
+            DO $$ BEGIN FOR i IN 1..5000 LOOP BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN OTHERS THEN NULL; END; END LOOP; END $$;
+            """)
+        do {
+            let engine = try db.syncedEngine()
+            engine.close()
+        }
+        try db.execute("UPDATE pipeline.contacts SET mobile = 'pending at dump' WHERE id = 3")
+        let file = NSTemporaryDirectory() + "tandem-dump-\(db.name).sql"
+        let cluster = NSTemporaryDirectory() + "tandem-other-cluster-\(db.name)"
+        let throwaway = repositoryRoot.appendingPathComponent("scripts/pg-throwaway").path
+        defer {
+            try? FileManager.default.removeItem(atPath: file)
+            _ = try? TestServer.run(throwaway, ["stop", cluster])
+        }
+        try TestServer.run("/usr/bin/env", ["pg_dump", "--file", file, "--dbname", db.conninfo])
+        // Not through Foundation's Process: the server it leaves running keeps
+        // that call from returning. The shell's output goes to a file.
+        let output = cluster + ".out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let started = system("'\(throwaway)' start '\(cluster)' >'\(output)' 2>&1")
+        let server = (try? String(contentsOfFile: output, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        guard started == 0 else { throw TandemError(.error, "pg-throwaway start failed: \(server)") }
+        let restoredURL = (server.split(separator: " ").map(String.init).filter { !$0.hasPrefix("dbname=") } + ["dbname=restored"]).joined(separator: " ")
+        do {
+            let admin = try Connection(conninfo: server)
+            try admin.execute("CREATE DATABASE restored")
+            admin.close()
+        }
+        try TestServer.run("/usr/bin/env", ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--file", file, "--dbname", restoredURL])
+        let restored = try Connection(conninfo: restoredURL)
+        defer { restored.close() }
+        func scalar(_ statement: SQL) throws -> String? { try restored.execute(statement).scalar }
+        XCTAssertEqual(try scalar("""
+            SELECT (pg_snapshot_xmax(snapshot) > pg_current_xact_id())::text FROM tandem.sync_cursors
+            """), "true", "the cursor came from ahead of this cluster's transaction ids")
+
+        let engine = try Engine(conninfo: restoredURL)
+        defer { engine.close() }
+        try engine.install()
+        try engine.attach("default")
+        try engine.passUntilQuiet()
+        func crmOf(_ pipelineID: String) throws -> String {
+            try XCTUnwrap(try scalar("SELECT crm_id FROM tandem.links WHERE module = 'contacts' AND pipeline_id = \(pipelineID)"))
+        }
+        XCTAssertEqual(try scalar("SELECT mobile FROM crm.contacts WHERE id = \(try crmOf("3"))::bigint"), "pending at dump")
+        try restored.execute("UPDATE pipeline.contacts SET mobile = 'other cluster' WHERE id = 4")
+        try restored.execute("UPDATE crm.contacts SET title = 'Moved Lead' WHERE id = \(try crmOf("5"))::bigint")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try scalar("SELECT mobile FROM crm.contacts WHERE id = \(try crmOf("4"))::bigint"), "other cluster")
+        XCTAssertEqual(try scalar("SELECT title FROM pipeline.contacts WHERE id = 5"), "Moved Lead")
+        XCTAssertEqual(try engine.passUntilQuiet(), PassSummary(), "and then it is quiet")
+        XCTAssertEqual(try scalar("SELECT count(*)::text FROM tandem.change_log"), "0", "the log is pruned as usual")
     }
 
     // MARK: - Upgrade
