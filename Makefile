@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: all build release demo test bench install prerequisites clean
+.PHONY: all build release demo test soak bench install prerequisites clean
 
 all: build
 
@@ -24,6 +24,14 @@ demo: build
 # TANDEM_TEST_DATABASE_URL names a server): Swift, C ABI, Python.
 test: prerequisites
 	@scripts/test
+
+# The chaos test of `make test` (bindings/python/tests/test_chaos.py: writers on both apps, random
+# SIGKILLs of `tandem run` and terminations of its connection, then the end-state check), run for
+# SOAK_SECONDS of chaos instead of 25. A throwaway cluster unless TANDEM_TEST_DATABASE_URL is set.
+SOAK_SECONDS ?= 600
+soak: build
+	TANDEM_LIBRARY=$(CURDIR)/.build/debug/libTandem.so TANDEM_CHAOS_SECONDS=$(SOAK_SECONDS) \
+		python3 -m pytest -q -s bindings/python/tests/test_chaos.py
 
 bench: prerequisites
 	@bench/run
