@@ -122,7 +122,7 @@ def test_writers_kills_and_terminations_end_in_the_right_state(database: Databas
         sync_until_initial_sync_complete(db, timeout=120)
 
     rng = random.Random(int(os.environ.get("TANDEM_CHAOS_SEED", "0")) or None)
-    admin = Connection(database.conninfo)
+    admin = Connection(database.conninfo, statement_timeout_s=60)
     workload = Workload(database.conninfo, "chaos", writers_per_side=2, hot_share=0.85,
                         hot_contacts=60, hot_companies=40, seed=rng.randrange(1 << 30))
     host = Host(binary, database.conninfo, tmp_path)
@@ -168,7 +168,7 @@ def test_writers_kills_and_terminations_end_in_the_right_state(database: Databas
         "\n".join(host.unexplained), summary)
 
     # The check is not vacuous: with no host running, spoil the state by hand and it says so.
-    spoiler = Connection(database.conninfo)
+    spoiler = Connection(database.conninfo, statement_timeout_s=60)
     try:
         crm_writer = next(w for w in workload.writers if w.side == "crm" and any(k[0] == "contacts" for k in w.last))
         _, field, record = next(k for k in crm_writer.last if k[0] == "contacts")
