@@ -6,7 +6,9 @@ ending with its last written value on both sides, every insert exactly once,
 nothing pending, deferred or failed.
 
 Bounded: about TANDEM_CHAOS_SECONDS (default 25) of chaos plus setup and
-settling, every wait with a timeout. `make soak` runs it for SOAK_SECONDS.
+settling, every wait with a timeout; TANDEM_CHAOS_RATE (default 120) is the
+writers' statements/s. `make soak` runs it for SOAK_SECONDS at SOAK_RATE.
+TANDEM_CHAOS_SEED repeats a run's choices of actions and records.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from support import DEFAULT_CONFIG, Database, sync_until_initial_sync_complete, 
 from workload import Connection, Workload, problems, wait_settled
 
 CHAOS_SECONDS = float(os.environ.get("TANDEM_CHAOS_SECONDS", "25"))
+CHAOS_RATE = float(os.environ.get("TANDEM_CHAOS_RATE", "120"))   # statements/s, all writers together
 APPLICATION_NAME = "tandem-chaos-host"
 
 
@@ -121,7 +124,8 @@ def test_writers_kills_and_terminations_end_in_the_right_state(database: Databas
         db.activate("contacts_companies")
         sync_until_initial_sync_complete(db, timeout=120)
 
-    rng = random.Random(int(os.environ.get("TANDEM_CHAOS_SEED", "0")) or None)
+    seed = int(os.environ.get("TANDEM_CHAOS_SEED", "0")) or random.randrange(1, 1 << 30)
+    rng = random.Random(seed)
     admin = Connection(database.conninfo, statement_timeout_s=60)
     workload = Workload(database.conninfo, "chaos", writers_per_side=2, hot_share=0.85,
                         hot_contacts=60, hot_companies=40, seed=rng.randrange(1 << 30))
@@ -129,7 +133,7 @@ def test_writers_kills_and_terminations_end_in_the_right_state(database: Databas
     actions = {"sigkill": 0, "terminate": 0, "terminate_found_none": 0}
     try:
         host.start()
-        workload.start(statements_per_second=120, seconds=CHAOS_SECONDS)
+        workload.start(statements_per_second=CHAOS_RATE, seconds=CHAOS_SECONDS)
         deadline = time.monotonic() + CHAOS_SECONDS
         while time.monotonic() < deadline:
             time.sleep(min(rng.uniform(0.5, 2.0), max(0.0, deadline - time.monotonic())))
@@ -152,9 +156,9 @@ def test_writers_kills_and_terminations_end_in_the_right_state(database: Databas
         workload.close()
         admin.close()
 
-    summary = ("chaos %.0f s: %d statements written (errors %r), %d inserts, %d fields checked; actions %r; "
+    summary = ("chaos %.0f s (seed %d): %d statements written (errors %r), %d inserts, %d fields checked; actions %r; "
                "host exits by cause %r; host starts %d"
-               % (CHAOS_SECONDS, sum(w.statements for w in workload.writers), workload.errors(),
+               % (CHAOS_SECONDS, seed, sum(w.statements for w in workload.writers), workload.errors(),
                   sum(workload.inserted().values()), found["fields_checked"], actions, host.exits, host.starts))
     with capsys.disabled():
         print("\n" + summary)
