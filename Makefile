@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: all build release demo test bench fuzz install prerequisites clean
+.PHONY: all build release demo test fuzz soak bench install wheel prerequisites clean
 
 all: build
 
@@ -30,6 +30,16 @@ test: prerequisites
 FUZZ_SECONDS ?= 600
 fuzz: prerequisites
 	@scripts/fuzz $(FUZZ_SECONDS)
+
+# The chaos test of `make test` (bindings/python/tests/test_chaos.py: writers on both apps, random
+# SIGKILLs of `tandem run` and terminations of its connection, then the end-state check), run for
+# SOAK_SECONDS of chaos instead of 25, the writers at SOAK_RATE statements/s. A throwaway cluster
+# unless TANDEM_TEST_DATABASE_URL is set.
+SOAK_SECONDS ?= 600
+SOAK_RATE ?= 120
+soak: build
+	TANDEM_LIBRARY=$(CURDIR)/.build/debug/libTandem.so TANDEM_CHAOS_SECONDS=$(SOAK_SECONDS) TANDEM_CHAOS_RATE=$(SOAK_RATE) \
+		python3 -m pytest -q -s bindings/python/tests/test_chaos.py
 
 bench: prerequisites
 	@bench/run

@@ -45,16 +45,20 @@ SELECT i.name AS integration, g.tab, g.module, g.side, g.record_id,
        CASE g.operation WHEN 'I' THEN 'insert' WHEN 'U' THEN 'update' ELSE 'delete' END AS change,
        CASE WHEN t.state NOT IN ('initial_sync', 'active') THEN 'nothing: the tab is ' || t.state
             WHEN g.operation = 'D' THEN 'nothing: deletions are not propagated (R4)'
-            WHEN l.link_id IS NOT NULL THEN 'merge field by field with the linked '
-                 || CASE g.side WHEN 'pipeline' THEN 'CRM app record ' || l.crm_id ELSE 'pipeline app record ' || l.pipeline_id END
+            WHEN coalesce(lp.link_id, lc.link_id) IS NOT NULL THEN 'merge field by field with the linked '
+                 || CASE g.side WHEN 'pipeline' THEN 'CRM app record ' || lp.crm_id ELSE 'pipeline app record ' || lc.pipeline_id END
             WHEN g.side = 'crm' THEN 'match or create in the pipeline app, if it is in the CRM view'
             ELSE 'match or create in the CRM app' END AS next_action,
        g.logged_at AS since
   FROM logged g
   JOIN tandem.integrations i ON i.integration_id = g.integration_id
   JOIN tandem.tabs t ON t.integration_id = g.integration_id AND t.tab = g.tab
-  LEFT JOIN tandem.links l ON l.integration_id = g.integration_id AND l.module = g.module
-       AND CASE g.side WHEN 'pipeline' THEN l.pipeline_id ELSE l.crm_id END = g.record_id
+  -- One join per side, each on a key of tandem.links (a join on a CASE of the
+  -- side can use no index: with a backlog this view took a minute).
+  LEFT JOIN tandem.links lp ON g.side = 'pipeline' AND lp.integration_id = g.integration_id
+       AND lp.module = g.module AND lp.pipeline_id = g.record_id
+  LEFT JOIN tandem.links lc ON g.side = 'crm' AND lc.integration_id = g.integration_id
+       AND lc.module = g.module AND lc.crm_id = g.record_id
 UNION ALL
 SELECT DISTINCT ON (w.integration_id, w.module, w.side, w.record_id)
        i.name, mp.tab, w.module, w.side, w.record_id, 'waiting',
