@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: all build release demo test bench install prerequisites clean
+.PHONY: all build release demo test bench bench-peers install prerequisites clean
 
 all: build
 
@@ -28,6 +28,11 @@ test: prerequisites
 bench: prerequisites
 	@bench/run
 	@bench/tabs
+
+# Tandem beside Bucardo (installed from Debian's packages when missing; needs root) on the same
+# rows in one throwaway cluster; writes bench/PEERS.md. PEERS_SCALE=small for a smoke test.
+bench-peers: prerequisites
+	@bench/peers
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
