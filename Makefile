@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: all build release demo test fuzz soak bench install wheel prerequisites clean
+.PHONY: all build release demo test fuzz soak bench bench-peers install wheel prerequisites clean
 
 all: build
 
@@ -44,6 +44,11 @@ soak: build
 bench: prerequisites
 	@bench/run
 	@bench/tabs
+
+# Tandem beside Bucardo (installed from Debian's packages when missing; needs root) on the same
+# rows in one throwaway cluster; writes bench/PEERS.md. PEERS_SCALE=small for a smoke test.
+bench-peers: prerequisites
+	@bench/peers
 
 # The version lives in include/tandem.h; the library is installed as
 # libTandem.so.X.Y.Z with the libTandem.so.X (SONAME) and libTandem.so links.
