@@ -33,7 +33,10 @@ extern "C" {
 /* Version                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/** The version of this header, as text and as X*1000000 + Y*1000 + Z. */
+/** The version of this header, as text and as X*1000000 + Y*1000 + Z.
+ *  This is the one place the version lives: the library reports it through
+ *  tandem_libversion(), and its SONAME is libTandem.so.X (X changes only when
+ *  the ABI breaks; a signature changes by adding a _v2 function instead). */
 #define TANDEM_VERSION "0.1.0"
 #define TANDEM_VERSION_NUMBER 1000
 
@@ -66,6 +69,7 @@ typedef struct tandem tandem;
 #define TANDEM_BUSY        7  /**< another host is the active syncer for this integration */
 #define TANDEM_STATE       8  /**< not allowed in the current state (tab order R2, not configured) */
 #define TANDEM_NOTFOUND    9  /**< no such integration, tab or report */
+#define TANDEM_REMOVED    10  /**< the integration was removed (R17): stop following it */
 
 /** Static English text for a result code ("configuration error", ...).
  *  Never NULL; unknown codes give "unknown result code". Never freed. */
@@ -111,7 +115,10 @@ int tandem_install(tandem *db);
 
 /** Validates a configuration (JSON, see README "Configuration") against the
  *  live catalog without storing it. Every problem is named in one message.
- *  Returns TANDEM_CONFIG or TANDEM_PERMISSION when invalid. */
+ *  Returns TANDEM_CONFIG or TANDEM_PERMISSION when invalid, TANDEM_CONFIG
+ *  also for a configuration over 4 MiB of JSON or with more than 10,000
+ *  entries in one module's "fields", and TANDEM_MISUSE for text that is not
+ *  UTF-8. Takes time linear in the size of the configuration. */
 int tandem_validate(tandem *db, const char *config_json);
 
 /** Validates and stores a configuration, and binds the handle to its
@@ -132,8 +139,64 @@ int tandem_attach(tandem *db, const char *integration);
  *  schedules the initial sync of existing data in both apps (R10). Returns at
  *  once; the initial sync runs in chunks inside tandem_sync(),
  *  tandem_process() or tandem_run(), and an "initial_sync_complete" event is
- *  emitted at the end. TANDEM_STATE when the tab order forbids it (R2). */
+ *  emitted at the end. A tab that syncs already is left as it is (TANDEM_OK).
+ *  TANDEM_STATE when the tab order forbids it (R2) and for an inactive tab
+ *  (see tandem_reactivate). */
 int tandem_activate(tandem *db, const char *tab);
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle of tabs and of the integration (R14-R17)                        */
+/* None of these deletes or rewrites data in either app. Each is one          */
+/* transaction; where data must be looked at again, a background job runs in  */
+/* chunks inside tandem_sync()/tandem_process()/tandem_run(), with progress   */
+/* in tandem.tab_status and a completion event. Hosts bound to the            */
+/* integration elsewhere pick the change up before their next pass.          */
+/* ------------------------------------------------------------------------ */
+
+/** Edit sync (R14) of "contacts_companies" or "pipelines_products": changes
+ *  the tab's CRM views or field mapping. config_json is the whole new
+ *  configuration, validated like tandem_configure's (every problem in one
+ *  message); only that tab's views and fields may differ from the stored
+ *  one (TANDEM_CONFIG names anything else). NULL keeps the configuration and
+ *  re-scans the views, for a view whose definition changed in SQL.
+ *  Records synced from an old view keep their links; CRM records now in the
+ *  view are matched or created ("edit_sync_complete" event at the end); a
+ *  newly mapped field is brought into line for every linked record (a value
+ *  on one side fills the other, different values are decided by the policy
+ *  and recorded as conflicts); a field no longer mapped stops syncing.
+ *  TANDEM_STATE for activities and notes (R9, nothing to edit), for a tab
+ *  never activated, and while a job of the tab runs. */
+int tandem_edit_sync(tandem *db, const char *tab, const char *config_json);
+
+/** Deactivates a tab (R15): its new and edited data stop syncing at once and
+ *  its capture triggers are dropped, so its tables cost their writers
+ *  nothing. Links and mirrors stay. TANDEM_STATE for "contacts_companies",
+ *  the parent of every other tab (remove the integration instead). A tab
+ *  that is inactive already is left as it is (TANDEM_OK). */
+int tandem_deactivate(tandem *db, const char *tab);
+
+/** Reactivates an inactive tab (R16) with a conflict policy for records
+ *  changed on both sides while it was inactive: "latest", "crm_wins",
+ *  "pipeline_wins" or "skip" (neither side is written). Every linked record
+ *  is diffed against its mirror; one-sided changes and records added
+ *  meanwhile sync as usual. The policy applies to that catch-up only
+ *  ("reactivation_complete" event at the end). TANDEM_MISUSE for an unknown
+ *  policy; TANDEM_STATE for a tab never activated. An active tab is left as
+ *  it is (TANDEM_OK). */
+int tandem_reactivate(tandem *db, const char *tab, const char *policy);
+
+/** Removes the bound integration (R17): all of its sync stops, hosts
+ *  following it return TANDEM_REMOVED, and every trigger, function and
+ *  index Tandem put on the app tables is dropped (unless another
+ *  integration still uses it). Nothing in either app is deleted. Its
+ *  history (links, conflicts, runs, events) stays for reporting unless purge
+ *  is non-zero. Calling it again is harmless. */
+int tandem_remove(tandem *db, int purge);
+
+/** Drops the tandem schema (with the history of removed integrations).
+ *  TANDEM_STATE, naming them, while an integration is still in place. Needs
+ *  no bound integration; harmless when nothing is installed. */
+int tandem_uninstall(tandem *db);
 
 /* ------------------------------------------------------------------------ */
 /* Sync                                                                     */
@@ -169,8 +232,20 @@ int tandem_timeout(tandem *db, int *milliseconds);
 
 /** Follows changes until tandem_stop() is called: waits on the socket,
  *  catches up from the cursor first (B1), takes over when the active host
- *  goes away (B9). Returns TANDEM_OK after a stop. */
+ *  goes away (B9). A lost connection or a server restart is restored with
+ *  back-off ("connection_lost" and "connection_restored" events), then the
+ *  host catches up from the cursor; transient failures (deadlock, lock
+ *  timeout) are retried ("transient_error" events). Returns TANDEM_OK after
+ *  a stop, TANDEM_CONNECT when the connection could not be restored within
+ *  the reconnect timeout, TANDEM_REMOVED when the integration was removed. */
 int tandem_run(tandem *db);
+
+/** How long tandem_run() keeps trying to restore a lost connection before it
+ *  returns TANDEM_CONNECT, in seconds (default 300; 0: never reconnect).
+ *  tandem_process() tries once per call; the handle's socket is then a new
+ *  one, so a host's own loop asks tandem_socket() on every round.
+ *  TANDEM_MISUSE for a negative value. */
+int tandem_set_reconnect_timeout(tandem *db, double seconds);
 
 /** Asks tandem_run() on this handle to return. Safe from any thread and
  *  from a signal handler; returns TANDEM_MISUSE only for NULL. A stop that

@@ -1,6 +1,7 @@
 // The C ABI declared in include/tandem.h: exports only. Each function checks
 // its arguments, calls the engine, and turns every error into a result code
 // plus a message kept on the handle. Nothing is thrown across the boundary.
+import CTandemHeader
 import Foundation
 import TandemCore
 import TandemEngine
@@ -9,9 +10,10 @@ import TandemEngine
 final class Handle {
     let engine: Engine
     var code: ResultCode = .ok
-    /// Borrowed by the host until the next call on the handle.
-    var message: UnsafeMutablePointer<CChar>
-    var sqlstate: UnsafeMutablePointer<CChar>
+    /// Borrowed by the host until the next call on the handle. Optional
+    /// because strdup() may fail (out of memory): that must not trap.
+    var message: UnsafeMutablePointer<CChar>?
+    var sqlstate: UnsafeMutablePointer<CChar>?
     var callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     var context: UnsafeMutableRawPointer?
 
@@ -70,7 +72,7 @@ private func text(_ pointer: UnsafePointer<CChar>?) -> String? {
 /// Checks a string argument; on failure the handle's error says which.
 private func argument(_ pointer: UnsafePointer<CChar>?, _ name: String, on handle: Handle) throws -> String {
     guard let pointer else { throw TandemError(.misuse, "\(name) is NULL") }
-    guard let value = String(validatingCString: pointer) else { throw TandemError(.misuse, "\(name) is not valid UTF-8") }
+    guard let value = String(validatingCString: pointer) else { throw TandemError.notUTF8(name) }
     return value
 }
 
@@ -80,11 +82,17 @@ private func give(_ string: String, to out: UnsafeMutablePointer<UnsafeMutablePo
 
 // MARK: - Version
 
+/// TANDEM_VERSION of include/tandem.h, the one place the version lives;
+/// made once, never freed.
+nonisolated(unsafe) private let libraryVersion: UnsafeMutablePointer<CChar>? = strdup(TANDEM_VERSION)
+
 @_cdecl("tandem_libversion")
-public func tandem_libversion() -> UnsafePointer<CChar> { staticText("0.1.0") }
+public func tandem_libversion() -> UnsafePointer<CChar> {
+    libraryVersion.map { UnsafePointer($0) } ?? staticText(emptyText)
+}
 
 @_cdecl("tandem_libversion_number")
-public func tandem_libversion_number() -> Int32 { 1000 }
+public func tandem_libversion_number() -> Int32 { Int32(TANDEM_VERSION_NUMBER) }
 
 @_cdecl("tandem_errstr")
 public func tandem_errstr(_ code: Int32) -> UnsafePointer<CChar> {
@@ -99,6 +107,7 @@ public func tandem_errstr(_ code: Int32) -> UnsafePointer<CChar> {
     case .busy: return staticText("another host is the active syncer")
     case .state: return staticText("not allowed in the current state")
     case .notFound: return staticText("not found")
+    case .removed: return staticText("the integration was removed")
     case nil: return staticText("unknown result code")
     }
 }
@@ -145,13 +154,13 @@ public func tandem_errcode(_ db: OpaquePointer?) -> Int32 {
 @_cdecl("tandem_errmsg")
 public func tandem_errmsg(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
     guard let object = handle(db) else { return staticText(nullHandleMessage) }
-    return UnsafePointer(object.message)
+    return object.message.map { UnsafePointer($0) } ?? staticText(emptyText)
 }
 
 @_cdecl("tandem_sqlstate")
 public func tandem_sqlstate(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
     guard let object = handle(db) else { return staticText(emptyText) }
-    return UnsafePointer(object.sqlstate)
+    return object.sqlstate.map { UnsafePointer($0) } ?? staticText(emptyText)
 }
 
 // MARK: - Schema and configuration
@@ -186,6 +195,49 @@ public func tandem_attach(_ db: OpaquePointer?, _ integration: UnsafePointer<CCh
 public func tandem_activate(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?) -> Int32 {
     guard let object = handle(db) else { return ResultCode.misuse.rawValue }
     return object.call { try object.engine.activate(try argument(tab, "tab", on: object)) }
+}
+
+// MARK: - Lifecycle of tabs and of the integration
+
+@_cdecl("tandem_edit_sync")
+public func tandem_edit_sync(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?, _ config: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call {
+        let name = try argument(tab, "tab", on: object)
+        let json = try config.map { _ in try argument(config, "config_json", on: object) }
+        try object.engine.editSync(name, configuration: json)
+    }
+}
+
+@_cdecl("tandem_deactivate")
+public func tandem_deactivate(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.deactivate(try argument(tab, "tab", on: object)) }
+}
+
+@_cdecl("tandem_reactivate")
+public func tandem_reactivate(_ db: OpaquePointer?, _ tab: UnsafePointer<CChar>?, _ policy: UnsafePointer<CChar>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call {
+        let name = try argument(tab, "tab", on: object)
+        let policyName = try argument(policy, "policy", on: object)
+        guard let conflictPolicy = ConflictPolicy(rawValue: policyName) else {
+            throw TandemError(.misuse, "unknown conflict policy '\(policyName)' (policies: \(ConflictPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        try object.engine.reactivate(name, policy: conflictPolicy)
+    }
+}
+
+@_cdecl("tandem_remove")
+public func tandem_remove(_ db: OpaquePointer?, _ purge: Int32) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.remove(purge: purge != 0) }
+}
+
+@_cdecl("tandem_uninstall")
+public func tandem_uninstall(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.call { try object.engine.uninstall() }
 }
 
 @_cdecl("tandem_sync")
@@ -226,6 +278,14 @@ public func tandem_timeout(_ db: OpaquePointer?, _ milliseconds: UnsafeMutablePo
 public func tandem_run(_ db: OpaquePointer?) -> Int32 {
     guard let object = handle(db) else { return ResultCode.misuse.rawValue }
     return object.call { try object.engine.run() }
+}
+
+@_cdecl("tandem_set_reconnect_timeout")
+public func tandem_set_reconnect_timeout(_ db: OpaquePointer?, _ seconds: Double) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    guard seconds >= 0, seconds.isFinite else { return object.set(.misuse, "the reconnect timeout must be a number of seconds, 0 or more") }
+    object.engine.reconnectTimeout = seconds
+    return object.set(.ok, "")
 }
 
 @_cdecl("tandem_stop")

@@ -1,5 +1,20 @@
 import TandemPostgres
 
+/// One value for each side. Unlike a `[Side: Value]` dictionary, reading it
+/// cannot come back empty, so no lookup needs a force unwrap (nothing may trap
+/// on a path the C ABI reaches).
+public struct BySide<Value: Sendable>: Sendable {
+    public let pipeline: Value
+    public let crm: Value
+
+    public init(_ make: (Side) -> Value) {
+        pipeline = make(.pipeline)
+        crm = make(.crm)
+    }
+
+    public subscript(side: Side) -> Value { side == .pipeline ? pipeline : crm }
+}
+
 /// Every statement a pass runs for one module, built once when an integration
 /// is bound: a pass only sends them.
 public struct CompiledModule: Sendable {
@@ -8,19 +23,21 @@ public struct CompiledModule: Sendable {
     public let clearWork: [SQL]
     public let forgetWaiting: SQL
     public let retryWaiting: SQL
-    public let match: [Side: SQL]
-    public let prepareCreate: [Side: SQL]
-    public let create: [Side: ApplyStatement]
-    public let linkCreated: [Side: SQL]
-    public let rememberWaitingCreates: [Side: SQL]
+    public let match: BySide<SQL?>
+    public let prepareCreate: BySide<SQL>
+    public let create: BySide<ApplyStatement>
+    public let linkCreated: BySide<SQL>
+    public let rememberWaitingCreates: BySide<SQL>
     public let buildWork: SQL
     public let workPlan: SQL
     public let recordConflicts: SQL
-    public let update: [Side: ApplyStatement]
+    public let update: BySide<ApplyStatement>
     public let mirrorUnwritten: SQL
     public let mirrorWritten: SQL
     public let markDeleted: SQL
-    public let rememberWaitingPairs: [Side: SQL]
+    public let rememberWaitingPairs: BySide<SQL>
+    public let lockRows: BySide<SQL>
+    public let deferContended: SQL
 
     public init(_ compiler: ModuleCompiler) {
         self.compiler = compiler
@@ -34,21 +51,15 @@ public struct CompiledModule: Sendable {
         mirrorUnwritten = compiler.mirrorUnwritten
         mirrorWritten = compiler.mirrorWritten
         markDeleted = compiler.markDeleted
-        var match: [Side: SQL] = [:], prepareCreate: [Side: SQL] = [:], linkCreated: [Side: SQL] = [:]
-        var rememberWaitingCreates: [Side: SQL] = [:], rememberWaitingPairs: [Side: SQL] = [:]
-        var create: [Side: ApplyStatement] = [:], update: [Side: ApplyStatement] = [:]
-        for side in Side.allCases {
-            match[side] = compiler.match(from: side)
-            prepareCreate[side] = compiler.prepareCreate(from: side)
-            create[side] = compiler.create(from: side)
-            linkCreated[side] = compiler.linkCreated(from: side)
-            rememberWaitingCreates[side] = compiler.rememberWaitingCreates(from: side)
-            update[side] = compiler.update(side)
-            rememberWaitingPairs[side] = compiler.rememberWaitingPairs(side)
-        }
-        (self.match, self.prepareCreate, self.linkCreated) = (match, prepareCreate, linkCreated)
-        (self.rememberWaitingCreates, self.rememberWaitingPairs) = (rememberWaitingCreates, rememberWaitingPairs)
-        (self.create, self.update) = (create, update)
+        deferContended = compiler.deferContended
+        lockRows = BySide { compiler.lockRows($0) }
+        match = BySide { compiler.match(from: $0) }
+        prepareCreate = BySide { compiler.prepareCreate(from: $0) }
+        create = BySide { compiler.create(from: $0) }
+        linkCreated = BySide { compiler.linkCreated(from: $0) }
+        rememberWaitingCreates = BySide { compiler.rememberWaitingCreates(from: $0) }
+        update = BySide { compiler.update($0) }
+        rememberWaitingPairs = BySide { compiler.rememberWaitingPairs($0) }
     }
 
     public var module: Module { compiler.module }

@@ -42,6 +42,8 @@ public enum TabState: String, Sendable {
     case active
     /// Deactivated: nothing syncs, nothing is deleted (R15).
     case inactive
+    /// The integration was removed (R17); its history stays for reporting.
+    case removed
 
     public var isSyncing: Bool { self == .initialSync || self == .active }
 }

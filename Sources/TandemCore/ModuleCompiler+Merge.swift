@@ -38,12 +38,24 @@ extension ModuleCompiler {
         // pipeline app, 'x' conflict left alone) and whether it was a conflict.
         var middle: [SQL] = ["s.*"]
         var dirty: [SQL] = []
+        // The field records were matched on (B3): on the first sync of a
+        // matched pair, spellings that differ only in case and spacing are the
+        // same value, and each side keeps its own (no conflict is invented).
+        let matchField = module.match.flatMap { rule in
+            fields.first { module.fields[$0].pipeline.name == rule.pipeline.name && module.fields[$0].crm.name == rule.crm.name }
+        }
         for field in fields {
             let f = String(field)
             let p: SQL = "s.p_f\(raw: f)", c: SQL = "s.c_f\(raw: f)"
             let pChanged: SQL = "(\(p) IS DISTINCT FROM s.bp_f\(raw: f))"
             let cChanged: SQL = "(\(c) IS DISTINCT FROM s.bc_f\(raw: f))"
-            let differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
+            var differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
+            if field == matchField {
+                differ = """
+                    (\(p) IS DISTINCT FROM \(c) AND NOT (s.origin = 'matched'\
+                     AND \(Self.normalized("(\(p) #>> '{}')")) = \(Self.normalized("(\(c) #>> '{}')"))))
+                    """
+            }
             middle.append("""
                 CASE WHEN NOT s.mergeable OR NOT \(differ) THEN NULL
                      WHEN \(pChanged) AND NOT \(cChanged) THEN 'c'
@@ -95,7 +107,7 @@ extension ModuleCompiler {
     /// latest: the later modified time wins; ties (and unknown times) go to the CRM app.
     var policyDecision: SQL {
         """
-        CASE \(Self.policy) WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'
+        CASE \(policy) WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'
              ELSE CASE WHEN s.p_mod > s.c_mod THEN 'c' ELSE 'p' END END
         """
     }
@@ -110,12 +122,13 @@ extension ModuleCompiler {
             INSERT INTO tandem.conflict_decisions (integration_id, link_id, module, field, pipeline_value, crm_value, winner, policy, reason)
             SELECT \(Self.integrationID), w.link_id, \(moduleName), x.field, x.pv, x.cv,
                    CASE x.act WHEN 'c' THEN 'pipeline' WHEN 'p' THEN 'crm' ELSE 'none' END,
-                   \(Self.policy),
-                   CASE \(Self.policy)
+                   \(policy),
+                   CASE \(policy)
                      WHEN 'latest' THEN format('latest: pipeline app modified %s, CRM app modified %s', coalesce(w.p_mod::text, 'unknown'), coalesce(w.c_mod::text, 'unknown'))
                      WHEN 'skip' THEN 'skip: both apps keep their versions'
-                     ELSE \(Self.policy) END
-                   || CASE WHEN w.origin = 'matched' THEN ' (first sync of records matched on both sides)' ELSE '' END
+                     ELSE \(policy) END
+                   || CASE WHEN w.origin = 'matched' THEN ' (first sync of records matched on both sides)'
+                           WHEN \(catchingUp) THEN ' (changed on both sides while inactive)' ELSE '' END
               FROM \(raw: workTable) w
              CROSS JOIN LATERAL (VALUES \(SQL.join(rows, separator: ", "))) x(field, pv, cv, act, conflict)
              WHERE w.has_conflict AND x.conflict

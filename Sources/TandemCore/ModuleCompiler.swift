@@ -34,7 +34,16 @@ public struct ModuleCompiler: Sendable {
     static let oneRecord = SQL(parameter: nil)
 
     static let integrationID: SQL = "(SELECT s.integration_id FROM _tandem_session s)"
-    static let policy: SQL = "(SELECT s.policy FROM _tandem_session s)"
+
+    /// The policy that decides this module's conflicts in the current pass:
+    /// the policy of a reactivation's catch-up while one runs (R16), else the
+    /// integration's.
+    var policy: SQL {
+        "coalesce((SELECT o.policy FROM _tandem_policies o WHERE o.module = \(moduleName)), (SELECT s.policy FROM _tandem_session s))"
+    }
+
+    /// Whether the current pass is a reactivation's catch-up for this module.
+    var catchingUp: SQL { "EXISTS (SELECT 1 FROM _tandem_policies o WHERE o.module = \(moduleName))" }
 
     public var pairsTable: String { "_tandem_pairs_\(index)" }
     public var workTable: String { "_tandem_work_\(index)" }
@@ -141,6 +150,25 @@ public struct ModuleCompiler: Sendable {
             """
     }
 
+    /// One chunk of a scan over the module's links (an edit sync bringing a
+    /// newly mapped field into line, R14; a reactivation's catch-up, R16):
+    /// the next `limit` links after link id `after`, queued as candidates so
+    /// that the merge diffs each record against its mirror.
+    /// Returns the number read and the last link id.
+    public func linksChunk(after: String?, limit: Int) -> SQL {
+        """
+        WITH chunk AS (
+          SELECT l.link_id, l.pipeline_id FROM tandem.links l
+           WHERE l.integration_id = \(Self.integrationID) AND l.module = \(moduleName)
+             AND l.link_id > coalesce(\(after)::bigint, 0)
+           ORDER BY l.link_id LIMIT \(limit)),
+        queued AS (
+          INSERT INTO _tandem_candidates (module, side, record_id)
+          SELECT \(moduleName), 'pipeline', pipeline_id FROM chunk ON CONFLICT DO NOTHING)
+        SELECT count(*)::bigint, max(link_id)::text FROM chunk
+        """
+    }
+
     /// Candidates that already have a link become pairs to merge.
     public var linkedPairs: SQL {
         """
@@ -155,6 +183,60 @@ public struct ModuleCompiler: Sendable {
           JOIN tandem.links l ON l.integration_id = \(Self.integrationID) AND l.module = c.module AND l.crm_id = c.record_id
          WHERE c.module = \(moduleName) AND c.side = 'crm'
         ON CONFLICT (link_id) DO NOTHING
+        """
+    }
+
+    // MARK: - Contention
+
+    /// Locks the rows of `side` the pass will read and then write: the
+    /// module's candidates and every pair's record on that side. A row some
+    /// user holds in an open transaction is skipped, never waited for: the
+    /// values a pass merges are then exactly what it writes over (B11).
+    public func lockRows(_ side: Side) -> SQL {
+        let keyName = key(side).name
+        let id = side == .pipeline ? "pr.p_id" : "pr.c_id"
+        return """
+            INSERT INTO _tandem_locked (module, side, record_id)
+            SELECT \(moduleName), \(literal: side.rawValue), r.\(identifier: keyName)::text FROM \(table(side)) r
+             WHERE r.\(identifier: keyName) IN (
+                     SELECT \(keyValue(side, "c.record_id")) FROM _tandem_candidates c
+                      WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
+                     UNION SELECT \(keyValue(side, "\(raw: id)")) FROM \(raw: pairsTable) pr)
+               FOR UPDATE OF r SKIP LOCKED
+            ON CONFLICT DO NOTHING
+            """
+    }
+
+    /// Whether the record `id` of `side` exists and this pass could not lock it.
+    func contended(_ side: Side, id: SQL) -> SQL {
+        let keyName = key(side).name
+        return """
+            (NOT EXISTS (SELECT 1 FROM _tandem_locked l WHERE l.module = \(moduleName) AND l.side = \(literal: side.rawValue) AND l.record_id = \(id))
+             AND EXISTS (SELECT 1 FROM \(table(side)) x WHERE x.\(identifier: keyName) = \(keyValue(side, id))))
+            """
+    }
+
+    /// Candidates and pairs with a record this pass could not lock leave the
+    /// pass and wait in tandem.deferred_records for a retry on a back-off
+    /// (20 ms, doubling, at most a second). Nothing else of the batch waits.
+    public var deferContended: SQL {
+        """
+        WITH candidates AS (
+          DELETE FROM _tandem_candidates c
+           WHERE c.module = \(moduleName)
+             AND CASE c.side WHEN 'pipeline' THEN \(contended(.pipeline, id: "c.record_id")) ELSE \(contended(.crm, id: "c.record_id")) END
+          RETURNING c.side, c.record_id),
+        pairs AS (
+          DELETE FROM \(raw: pairsTable) pr
+           WHERE pr.origin <> 'fresh' AND (\(contended(.pipeline, id: "pr.p_id")) OR \(contended(.crm, id: "pr.c_id")))
+          RETURNING pr.p_id),
+        contended AS (
+          SELECT side, record_id FROM candidates UNION SELECT 'pipeline', p_id FROM pairs)
+        INSERT INTO tandem.deferred_records AS d (integration_id, module, side, record_id, retry_at)
+        SELECT \(Self.integrationID), \(moduleName), side, record_id, clock_timestamp() + interval '20 milliseconds' FROM contended
+        ON CONFLICT (integration_id, module, side, record_id) DO UPDATE
+           SET attempts = d.attempts + 1,
+               retry_at = clock_timestamp() + least(interval '1 second', interval '20 milliseconds' * power(2, least(d.attempts, 6)))
         """
     }
 

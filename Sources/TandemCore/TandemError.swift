@@ -10,6 +10,8 @@ public enum ResultCode: Int32, Sendable, CaseIterable {
     case busy = 7
     case state = 8
     case notFound = 9
+    /// The integration was removed (R17): a host following it stops.
+    case removed = 10
 
     /// The static text of tandem_errstr().
     public var text: String {
@@ -24,6 +26,7 @@ public enum ResultCode: Int32, Sendable, CaseIterable {
         case .busy: return "another host is the active syncer"
         case .state: return "not allowed in the current state"
         case .notFound: return "not found"
+        case .removed: return "the integration was removed"
         }
     }
 }
@@ -44,6 +47,12 @@ public struct TandemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// Several problems found at once, each on its own line.
     public init(_ code: ResultCode, summary: String, problems: [String], sqlstate: String? = nil) {
         self.init(code, ([summary] + problems.map { "  - " + $0 }).joined(separator: "\n"), sqlstate: sqlstate)
+    }
+
+    /// A text argument that is not UTF-8: the C ABI and the CLI refuse it
+    /// with this same error, rather than replacing the bad bytes.
+    public static func notUTF8(_ argument: String) -> TandemError {
+        TandemError(.misuse, "\(argument) is not valid UTF-8")
     }
 
     public var description: String { message }

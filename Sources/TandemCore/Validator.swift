@@ -262,8 +262,8 @@ public struct Validator {
             let field = Field(name: name, pipeline: left, crm: right, kind: kind)
             for side in Side.allCases {
                 for column in field.columns(side) {
-                    if seen[side]!.contains(column.name) { problems.append("\(label): \(side.rawValue) column \(column.name) is mapped twice") }
-                    seen[side]!.insert(column.name)
+                    if seen[side, default: []].contains(column.name) { problems.append("\(label): \(side.rawValue) column \(column.name) is mapped twice") }
+                    seen[side, default: []].insert(column.name)
                     if column.name == (side == .pipeline ? pipeline.key.name : crm.key.name) {
                         problems.append("\(label): the key column \(column.name) cannot be mapped; records are paired by links")
                     }
@@ -274,8 +274,9 @@ public struct Validator {
             }
             fields.append(field)
         }
+        let fieldNames = Set(fields.map(\.name))
         for field in fields {
-            if case .mapped(let map) = field.kind, !fields.contains(where: { $0.name == map.contextField }) {
+            if case .mapped(let map) = field.kind, !fieldNames.contains(map.contextField) {
                 problems.append("\(what) field \(field.name): its value map depends on field \(map.contextField), which is not mapped")
             }
         }

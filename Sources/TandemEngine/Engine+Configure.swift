@@ -61,7 +61,10 @@ extension Engine {
             if !permissionProblems.isEmpty {
                 throw TandemError(.permission, summary: "the integration cannot be set up:", problems: permissionProblems)
             }
-            return (integration!, users)
+            guard let integration else {
+                throw TandemError(.error, "validation found no problem but produced no integration")
+            }
+            return (integration, users)
         }
     }
 
@@ -72,6 +75,7 @@ extension Engine {
             try requireSchema()
             try connection.execute("BEGIN")
             do {
+                try checkTabsInUseAreKept(json, integration: integration.name)
                 let id = try store(integration, json: json, users: users)
                 try connection.execute("COMMIT")
                 try bind(id: id, integration: integration, setupUsers: users)
@@ -95,6 +99,36 @@ extension Engine {
         try database { try bind(id: id, integration: integration, setupUsers: users) }
     }
 
+    /// A configuration change never loses a tab's state: a tab that syncs,
+    /// runs its initial sync or is inactive stays in the configuration, and
+    /// its views and field mappings change only through edit sync (R14).
+    /// A removed integration's name is taken until it is purged (R17).
+    func checkTabsInUseAreKept(_ json: String, integration name: String) throws {
+        let stored = try connection.execute("""
+            SELECT integration_id, config::text, removed_at IS NOT NULL FROM tandem.integrations WHERE name = \(name) FOR UPDATE
+            """).rows.first
+        guard let stored, let id = stored[0].flatMap({ Int64($0) }), let storedJSON = stored[1] else { return }
+        if stored[2] == "t" {
+            throw TandemError(.state, "integration '\(name)' was removed (R17): remove it again with purge to set it up anew under this name, or choose another name")
+        }
+        let before = try Configuration.parse(storedJSON), after = try Configuration.parse(json)
+        var problems: [String] = []
+        for (tabName, row) in try tabStates(id).sorted(by: { $0.key < $1.key }) {
+            guard let tab = Tab(rawValue: tabName), let state = TabState(rawValue: row.state), state != .configured, state != .removed else { continue }
+            guard after.tabs.contains(tab) else {
+                let instead = tab == .contactsCompanies ? "remove the integration to stop all sync (R17)" : "deactivate it to pause it (R15)"
+                problems.append("the configuration leaves out tab \(tabName), which is \(state.rawValue): keep it in the configuration, or \(instead)")
+                continue
+            }
+            for module in before.modules(of: tab) where module != after.module(named: module.name) {
+                problems.append("tab \(tabName) is \(state.rawValue): the view and field mapping of module \(module.name) change only through edit sync (R14)")
+            }
+        }
+        if !problems.isEmpty {
+            throw TandemError(.state, summary: "the configuration would change tabs in use:", problems: problems)
+        }
+    }
+
     func requireSchema() throws {
         let installed = try connection.execute("SELECT to_regclass('tandem.integrations') IS NOT NULL").scalar
         if installed != "t" {
@@ -104,7 +138,8 @@ extension Engine {
 
     /// What the catalog says about the apps' schemas, in two queries.
     func readCatalog(schemas: [String]) throws -> Catalog {
-        let first = schemas[0], second = schemas.count > 1 ? schemas[1] : schemas[0]
+        guard let first = schemas.first else { return Catalog(schemas: [], relations: [:], declaredFields: [:]) }
+        let second = schemas.count > 1 ? schemas[1] : first
         let present = Set(try connection.execute("SELECT nspname FROM pg_namespace WHERE nspname IN (\(first), \(second))").rows.compactMap { $0[0] })
         let columns = try connection.execute("""
             SELECT n.nspname, c.relname, c.relkind::text, a.attname,
@@ -137,8 +172,8 @@ extension Engine {
 
         // An app may declare mandatory and custom fields in <schema>.field_settings (R8).
         var declared: [TableName: [String: Catalog.DeclaredField]] = [:]
-        for schema in Set(schemas) where relations[TableName(schema: schema, name: "field_settings")] != nil {
-            let settings = relations[TableName(schema: schema, name: "field_settings")]!.columns
+        for schema in Set(schemas) {
+            guard let settings = relations[TableName(schema: schema, name: "field_settings")]?.columns else { continue }
             guard ["table_name", "column_name", "mandatory", "custom"].allSatisfy({ settings[$0] != nil }) else { continue }
             let rows = try connection.execute("SELECT table_name::text, column_name::text, mandatory, custom FROM \(qualified: schema, "field_settings")")
             for row in rows.rows {
@@ -195,7 +230,9 @@ extension Engine {
             ON CONFLICT (name) DO UPDATE
                SET config = EXCLUDED.config, conflict_policy = EXCLUDED.conflict_policy,
                    pipeline_setup_user_id = EXCLUDED.pipeline_setup_user_id, crm_setup_user_id = EXCLUDED.crm_setup_user_id,
-                   updated_at = CASE WHEN tandem.integrations.config = EXCLUDED.config THEN tandem.integrations.updated_at ELSE now() END
+                   updated_at = CASE WHEN tandem.integrations.config = EXCLUDED.config THEN tandem.integrations.updated_at ELSE now() END,
+                   config_version = tandem.integrations.config_version
+                                    + CASE WHEN tandem.integrations.config = EXCLUDED.config THEN 0 ELSE 1 END
             RETURNING integration_id
             """)
         guard let id = row.scalar.flatMap({ Int64($0) }) else { throw TandemError(.error, "storing the integration returned no id") }
@@ -203,46 +240,78 @@ extension Engine {
             INSERT INTO tandem.sync_cursors (integration_id, snapshot)
             VALUES (\(id), pg_current_snapshot()) ON CONFLICT DO NOTHING
             """)
-        for tab in integration.tabs {
-            try connection.execute("INSERT INTO tandem.tabs (integration_id, tab) VALUES (\(id), \(tab.rawValue)) ON CONFLICT DO NOTHING")
+        // One statement per table, whatever the size of the configuration:
+        // the rows travel as one JSON array each (issue 8).
+        try connection.execute("""
+            INSERT INTO tandem.tabs (integration_id, tab)
+            SELECT \(id), r.tab FROM jsonb_to_recordset(\(try Self.rows(integration.tabs.map { ["tab": $0.rawValue] }))::jsonb) AS r(tab text)
+            ON CONFLICT DO NOTHING
+            """)
+        let modules: [[String: Any]] = integration.modules.map { module in
+            [
+                "module": module.name, "tab": module.tab.rawValue, "position": module.position,
+                "pipeline_table": quoted(module.pipeline.table), "pipeline_key": module.pipeline.key.name,
+                "crm_table": quoted(module.crm.table), "crm_key": module.crm.key.name,
+                "crm_view": module.crm.view.map(quoted) ?? NSNull(),
+            ]
         }
-        let names = integration.modules.map(\.name)
-        try connection.execute("DELETE FROM tandem.module_pairs WHERE integration_id = \(id) AND NOT (module = ANY (string_to_array(\(names.joined(separator: ",")), ',')))")
+        try connection.execute("""
+            DELETE FROM tandem.module_pairs m
+             WHERE m.integration_id = \(id)
+               AND m.module NOT IN (SELECT r.module FROM jsonb_to_recordset(\(try Self.rows(modules))::jsonb) AS r(module text))
+            """)
+        try connection.execute("""
+            INSERT INTO tandem.module_pairs (integration_id, module, tab, position, pipeline_table, pipeline_key, crm_table, crm_key, crm_view)
+            SELECT \(id), r.module, r.tab, r.position, r.pipeline_table::regclass, r.pipeline_key,
+                   r.crm_table::regclass, r.crm_key, r.crm_view::regclass
+              FROM jsonb_to_recordset(\(try Self.rows(modules))::jsonb)
+                   AS r(module text, tab text, position int, pipeline_table text, pipeline_key text,
+                        crm_table text, crm_key text, crm_view text)
+            ON CONFLICT (integration_id, module) DO UPDATE
+               SET tab = EXCLUDED.tab, position = EXCLUDED.position,
+                   pipeline_table = EXCLUDED.pipeline_table, pipeline_key = EXCLUDED.pipeline_key,
+                   crm_table = EXCLUDED.crm_table, crm_key = EXCLUDED.crm_key, crm_view = EXCLUDED.crm_view
+            """)
+        var fields: [[String: Any]] = []
+        var values: [[String: Any]] = []
         for module in integration.modules {
-            let view: String? = module.crm.view.map { SQL.quote(identifier: $0.schema) + "." + SQL.quote(identifier: $0.name) }
-            try connection.execute("""
-                INSERT INTO tandem.module_pairs (integration_id, module, tab, position, pipeline_table, pipeline_key, crm_table, crm_key, crm_view)
-                VALUES (\(id), \(module.name), \(module.tab.rawValue), \(module.position),
-                        \(quoted(module.pipeline.table))::regclass, \(module.pipeline.key.name),
-                        \(quoted(module.crm.table))::regclass, \(module.crm.key.name), \(view)::regclass)
-                ON CONFLICT (integration_id, module) DO UPDATE
-                   SET tab = EXCLUDED.tab, position = EXCLUDED.position,
-                       pipeline_table = EXCLUDED.pipeline_table, pipeline_key = EXCLUDED.pipeline_key,
-                       crm_table = EXCLUDED.crm_table, crm_key = EXCLUDED.crm_key, crm_view = EXCLUDED.crm_view
-                """)
-            try connection.execute("DELETE FROM tandem.field_mappings WHERE integration_id = \(id) AND module = \(module.name)")
-            try connection.execute("DELETE FROM tandem.value_maps WHERE integration_id = \(id) AND module = \(module.name)")
             for field in module.fields {
+                fields.append([
+                    "module": module.name, "field": field.name, "pipeline_column": field.pipeline.name,
+                    "crm_column": field.crm.name, "kind": field.kindName, "lookup_module": field.lookupModule ?? NSNull(),
+                ])
                 guard case .mapped(let map) = field.kind else { continue }
                 for (direction, contexts) in [("to_crm", map.toCRM), ("to_pipeline", map.toPipeline)] {
                     for (context, pairs) in contexts {
                         for (source, target) in pairs {
-                            try connection.execute("""
-                                INSERT INTO tandem.value_maps (integration_id, module, field, direction, context, source_value, target_value)
-                                VALUES (\(id), \(module.name), \(field.name), \(direction), \(context), \(source), \(target))
-                                """)
+                            values.append(["module": module.name, "field": field.name, "direction": direction,
+                                           "context": context, "source_value": source, "target_value": target])
                         }
                     }
                 }
             }
-            for field in module.fields {
-                try connection.execute("""
-                    INSERT INTO tandem.field_mappings (integration_id, module, field, pipeline_column, crm_column, kind, lookup_module)
-                    VALUES (\(id), \(module.name), \(field.name), \(field.pipeline.name), \(field.crm.name), \(field.kindName), \(field.lookupModule))
-                    """)
-            }
         }
+        try connection.execute("DELETE FROM tandem.field_mappings WHERE integration_id = \(id)")
+        try connection.execute("DELETE FROM tandem.value_maps WHERE integration_id = \(id)")
+        try connection.execute("""
+            INSERT INTO tandem.field_mappings (integration_id, module, field, pipeline_column, crm_column, kind, lookup_module)
+            SELECT \(id), r.module, r.field, r.pipeline_column, r.crm_column, r.kind, r.lookup_module
+              FROM jsonb_to_recordset(\(try Self.rows(fields))::jsonb)
+                   AS r(module text, field text, pipeline_column text, crm_column text, kind text, lookup_module text)
+            """)
+        try connection.execute("""
+            INSERT INTO tandem.value_maps (integration_id, module, field, direction, context, source_value, target_value)
+            SELECT \(id), r.module, r.field, r.direction, r.context, r.source_value, r.target_value
+              FROM jsonb_to_recordset(\(try Self.rows(values))::jsonb)
+                   AS r(module text, field text, direction text, context text, source_value text, target_value text)
+            """)
         return id
+    }
+
+    /// Rows as the text of a JSON array of objects, one bind parameter.
+    static func rows(_ rows: [[String: Any]]) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: rows)
+        return String(decoding: data, as: UTF8.self)
     }
 
     func quoted(_ table: TableName) -> String {
@@ -264,6 +333,10 @@ extension Engine {
         try connection.execute("""
             INSERT INTO _tandem_session VALUES (\(id), \(integration.policy.rawValue), \(setupUsers[.pipeline]), \(setupUsers[.crm]))
             """)
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_policies (module text PRIMARY KEY, policy text NOT NULL)")
+        try connection.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS _tandem_locked (module text, side text, record_id text, PRIMARY KEY (module, side, record_id))
+            """)
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS _tandem_candidates (
                 module text, side text, record_id text, PRIMARY KEY (module, side, record_id))
@@ -278,6 +351,8 @@ extension Engine {
             for statement in compiler.temporaryTables { try connection.execute(statement) }
         }
         try connection.execute("LISTEN tandem")
-        bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compilers.map(CompiledModule.init))
+        let version = try connection.execute("SELECT config_version FROM tandem.integrations WHERE integration_id = \(id)").scalar
+        bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compilers.map(CompiledModule.init),
+                      configVersion: version.flatMap { Int64($0) } ?? 0)
     }
 }

@@ -24,9 +24,22 @@ extension Engine {
     public var socket: Int32 { connection.socket }
 
     /// Reads what arrived and runs passes while there is work. Never waits for
-    /// input. A standby host does nothing.
+    /// input. A standby host does nothing. A lost connection is restored
+    /// once per call (then the host's next call, after a pause of its own,
+    /// tries again); the handle's socket is then a new one.
     @discardableResult
     public func process() throws -> PassSummary {
+        do {
+            return try processArrived()
+        } catch let error where Self.isConnectionLoss(error) && reconnectTimeout > 0 && bound != nil {
+            emit([Self.json(["type": "connection_lost", "integration": bound?.integration.name ?? "", "message": Self.message(of: error)])])
+            try reconnect()
+            emit([Self.json(["type": "connection_restored", "integration": bound?.integration.name ?? "", "attempts": 1])])
+            return try processArrived()
+        }
+    }
+
+    func processArrived() throws -> PassSummary {
         _ = try requireBound()
         var total = PassSummary()
         // A notification that arrives while a pass runs is buffered by libpq,
@@ -47,7 +60,8 @@ extension Engine {
     /// work, in milliseconds; -1 when only a notification can. Every committed
     /// change notifies (B1), so an idle active host waits with no timeout and
     /// runs no statement at all. Two timers remain: the earliest due retry of
-    /// a failed record (B6), and on a standby host the next attempt to take
+    /// a failed record (B6) or of a record deferred because a user was
+    /// writing it (B11), and on a standby host the next attempt to take
     /// over from the active one (B9, B11: every half second, a single
     /// `pg_try_advisory_lock`; PostgreSQL releases the lock when the active
     /// host's session ends).
@@ -56,8 +70,11 @@ extension Engine {
         guard isActiveSyncer else { return Self.standbyRetryMilliseconds }
         let due = try database {
             try connection.execute("""
-                SELECT ceil(extract(epoch FROM min(f.retry_at) - clock_timestamp()) * 1000)::bigint
-                  FROM tandem.record_failures f WHERE f.integration_id = \(bound.id) AND f.resolved_at IS NULL
+                SELECT ceil(extract(epoch FROM min(due) - clock_timestamp()) * 1000)::bigint
+                  FROM (SELECT min(f.retry_at) FROM tandem.record_failures f
+                         WHERE f.integration_id = \(bound.id) AND f.resolved_at IS NULL
+                        UNION ALL
+                        SELECT min(d.retry_at) FROM tandem.deferred_records d WHERE d.integration_id = \(bound.id)) r(due)
                 """).scalar
         }
         guard let due, let milliseconds = Int64(due) else { return -1 }
@@ -75,22 +92,48 @@ extension Engine {
         _ = try requireBound()
         // A stop that arrived before run() began still counts (a host may
         // start run() on a thread and stop it at once); it is consumed here.
+        // Lost connections are restored (B11); transient failures (a
+        // deadlock, a lock not available in time) wait and run again. Both
+        // are reported as events; neither ends the follower.
+        var transientDelay = 0.1
         while true {
             if stopSignal.drain() { return }
-            try process()
-            let timeout = try waitMilliseconds()
-            var descriptors = [
-                pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: stopSignal.readEnd, events: Int16(POLLIN), revents: 0),
-            ]
-            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
-            if ready < 0 && errno != EINTR {
-                throw TandemError(.error, "poll failed: errno \(errno)")
+            do {
+                _ = try processArrived()
+                transientDelay = 0.1
+                let timeout = try waitMilliseconds()
+                var descriptors = [
+                    pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),
+                    pollfd(fd: stopSignal.readEnd, events: Int16(POLLIN), revents: 0),
+                ]
+                let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
+                if ready < 0 && errno != EINTR {
+                    throw TandemError(.error, "poll failed: errno \(errno)")
+                }
+                if stopSignal.drain() { return }
+                if descriptors[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+                    throw TandemError(.connect, "the connection to PostgreSQL was lost")
+                }
+            } catch let error where Self.isConnectionLoss(error) && reconnectTimeout > 0 {
+                guard try restoreConnection(after: error) else { return }
+            } catch let error where Self.isTransient(error) {
+                emit([Self.json(["type": "transient_error", "integration": bound?.integration.name ?? "",
+                                 "sqlstate": (error as? TandemError)?.sqlstate ?? "", "message": Self.message(of: error),
+                                 "retry_in_ms": Int(transientDelay * 1000)])])
+                if waitForStop(seconds: transientDelay) { continue }
+                transientDelay = min(transientDelay * 2, 5)
             }
-            if stopSignal.drain() { return }
-            if descriptors[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
-                throw TandemError(.connect, "the connection to PostgreSQL was lost")
-            }
+        }
+    }
+
+    /// Waits until this host is the integration's active syncer (`tandem sync
+    /// --wait`): tries the lock every quarter of a second. Returns false when
+    /// a stop was requested first.
+    public func waitToBecomeSyncer() throws -> Bool {
+        let bound = try requireBound()
+        while true {
+            if try database({ try acquireSyncerLock(bound) }) { return true }
+            if waitForStop(seconds: 0.25) { _ = stopSignal.drain(); return false }
         }
     }
 

@@ -18,6 +18,9 @@ public struct PassSummary: Sendable, Equatable {
 
     public init() {}
 
+    /// Records left for a later pass because a user was writing them (B11).
+    public var deferred: Int64 = 0
+
     /// Records written in either app.
     public var written: Int64 { createdInPipeline + createdInCRM + updatedInPipeline + updatedInCRM }
 
@@ -26,25 +29,33 @@ public struct PassSummary: Sendable, Equatable {
 }
 
 extension Engine {
-    /// One sync pass, in one transaction (B5): a chunk of a running initial
-    /// sync, every change committed since the cursor, waiting records whose
-    /// parents were linked, and failed records due for a retry.
-    /// A serialization failure (a user wrote a record while the pass wrote it)
-    /// rolls everything back and the pass runs again.
+    /// One sync pass, in one transaction (B5): a chunk of a running job,
+    /// every change committed since the cursor, waiting records whose parents
+    /// were linked, failed records due for a retry, and deferred records.
+    /// The pass runs in READ COMMITTED and locks the rows it merges with
+    /// FOR UPDATE SKIP LOCKED: records users are writing right now are
+    /// deferred, never waited for, and the rest of the batch commits (B11).
+    /// A transient failure (deadlock, a lock timeout on an insert) rolls the
+    /// pass back and it runs again after a short back-off.
     public func pass() throws -> PassSummary {
         let bound = try requireBound()
         return try database {
             guard try acquireSyncerLock(bound) else {
+                try requireNotRemoved(bound)
                 throw TandemError(.busy, "another host is the active syncer of integration '\(bound.integration.name)'; this one stands by")
             }
             var attempt = 0
             while true {
                 var events: [String] = []
                 do {
-                    let summary = try passOnce(bound, events: &events)
+                    let summary = try passOnce(try requireBound(), events: &events)
                     emit(events)
                     return summary
-                } catch let error as PostgresError where error.isSerializationFailure && attempt < 8 {
+                } catch let rebind as ConfigurationChanged {
+                    // Another host edited the sync: bind to what is stored now.
+                    _ = try? connection.execute("ROLLBACK")
+                    try rebindStored(rebind.integrationID)
+                } catch let error as PostgresError where error.isTransient && attempt < 8 {
                     _ = try? connection.execute("ROLLBACK")
                     attempt += 1
                     usleep(useconds_t(1000 * attempt * attempt))
@@ -75,8 +86,20 @@ extension Engine {
         // and reach the big tables by key: keep the written join order, which
         // also spares the planner a search over a dozen joins per statement.
         try connection.execute(batch: [
-            "BEGIN ISOLATION LEVEL REPEATABLE READ", "SET LOCAL join_collapse_limit = 1",
+            "BEGIN ISOLATION LEVEL READ COMMITTED", "SET LOCAL join_collapse_limit = 1",
+            // Only inserts can wait for a lock (a unique key or a parent row
+            // a user holds); never for long.
+            "SET LOCAL lock_timeout = '2s'",
             "DELETE FROM _tandem_candidates", "DELETE FROM _tandem_new_links", "DELETE FROM _tandem_failed",
+            "DELETE FROM _tandem_locked",
+            // A reactivation's catch-up decides its modules' conflicts by its own policy (R16).
+            "DELETE FROM _tandem_policies",
+            """
+            INSERT INTO _tandem_policies (module, policy)
+            SELECT mp.module, t.job_policy FROM tandem.tabs t
+              JOIN tandem.module_pairs mp ON mp.integration_id = t.integration_id AND mp.tab = t.tab
+             WHERE t.integration_id = (SELECT s.integration_id FROM _tandem_session s) AND t.job = 'reactivation'
+            """,
         ])
         let id = bound.id
 
@@ -84,17 +107,23 @@ extension Engine {
         // what is visible now and was not then. A transaction that was running
         // then is read by the first pass after it commits (B1).
         let snapshot = try connection.execute("""
-            SELECT pg_current_snapshot()::text, pg_snapshot_xmax(c.snapshot) > pg_snapshot_xmax(pg_current_snapshot())
-              FROM tandem.sync_cursors c WHERE c.integration_id = \(id)
-            """)
-        guard let current = snapshot.scalar else {
+            SELECT pg_current_snapshot()::text, i.config_version, i.removed_at IS NOT NULL,
+                   pg_snapshot_xmax(c.snapshot) > pg_snapshot_xmax(pg_current_snapshot())
+              FROM tandem.integrations i LEFT JOIN tandem.sync_cursors c ON c.integration_id = i.integration_id
+             WHERE i.integration_id = \(id)
+            """).rows.first
+        guard let snapshot, snapshot[2] == "f" else {
+            throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17): nothing of it syncs any more")
+        }
+        if snapshot[1].flatMap({ Int64($0) }) != bound.configVersion { throw ConfigurationChanged(integrationID: id) }
+        guard let current = snapshot[0] else {
             throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again")
         }
         // A cursor ahead of every transaction id of this cluster: the database
         // was restored from a dump of another cluster, whose ids it carries.
         // Left alone, every change made here would look older than the cursor
         // and never be read.
-        let restored = snapshot.rows.first?[1] == "t"
+        let restored = snapshot[3] == "t"
         if restored { try realignAfterRestore() }
         let states = try tabStates(id)
         let syncing = Set(states.filter { TabState(rawValue: $0.value.state)?.isSyncing == true }.keys)
@@ -115,16 +144,19 @@ extension Engine {
             INSERT INTO _tandem_candidates (module, side, record_id)
             SELECT f.module, f.side, f.record_id FROM tandem.record_failures f
              WHERE f.integration_id = \(id) AND f.resolved_at IS NULL AND f.retry_at <= now()
+            UNION
+            SELECT d.module, d.side, d.record_id FROM tandem.deferred_records d
+             WHERE d.integration_id = \(id) AND d.retry_at <= now()
             ON CONFLICT DO NOTHING
             """).affected)
 
         // An initial sync grows links and mirrors faster than autovacuum
         // analyzes them; plans made on stale statistics turn anti-joins
         // against the links into nested loops over the whole table.
-        if states.values.contains(where: { $0.state == TabState.initialSync.rawValue }) {
+        if states.values.contains(where: { $0.job != nil }) {
             try connection.execute("ANALYZE tandem.links, tandem.mirrors")
         }
-        let chunk = try initialSyncChunk(bound, states: states, events: &events)
+        let chunk = try jobChunk(bound, states: states)
         summary.initialChunk = chunk != nil
         summary.changesRead += chunk?.read ?? 0
 
@@ -143,11 +175,11 @@ extension Engine {
         // set-based and index-driven.
         try connection.execute(batch: ["INSERT INTO tandem._applying (xid) VALUES (pg_current_xact_id())", "ANALYZE _tandem_candidates"])
 
-        let counts = Dictionary(uniqueKeysWithValues: try connection.execute(
+        let counts = Dictionary(try connection.execute(
             "SELECT module, count(*)::text FROM _tandem_candidates GROUP BY module").rows.compactMap { row -> (String, Int64)? in
                 guard let module = row[0], let count = row[1].flatMap({ Int64($0) }) else { return nil }
                 return (module, count)
-            })
+            }, uniquingKeysWith: +)
         var linkedModules: Set<String> = []
         for compiled in bound.compiled where syncing.contains(compiled.module.tab.rawValue) {
             let compiler = compiled.compiler
@@ -165,6 +197,13 @@ extension Engine {
         }
 
         try recordFailures(id, summary: &summary)
+        // Deferred records that were candidates and went through are done;
+        // those deferred again have a later retry_at.
+        try connection.execute("""
+            DELETE FROM tandem.deferred_records d USING _tandem_candidates c
+             WHERE d.integration_id = \(id) AND d.retry_at <= now()
+               AND c.module = d.module AND c.side = d.side AND c.record_id = d.record_id
+            """)
         if cursorMoves {
             try connection.execute("UPDATE tandem.sync_cursors SET snapshot = \(current)::pg_snapshot, moved_at = now() WHERE integration_id = \(id)")
             // What every cursor has read is not needed any more.
@@ -176,10 +215,11 @@ extension Engine {
         }
         try connection.execute("""
             INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,
-                                     updated_in_pipeline, updated_in_crm, conflicts, errors, waiting)
-            VALUES (\(id), \(chunk == nil ? "incremental" : "initial_sync"), \(Self.timestamp(started))::timestamptz,
+                                     updated_in_pipeline, updated_in_crm, conflicts, errors, waiting, deferred)
+            VALUES (\(id), \(chunk?.job.rawValue ?? "incremental"), \(Self.timestamp(started))::timestamptz,
                     \(summary.changesRead), \(summary.matched), \(summary.createdInPipeline), \(summary.createdInCRM),
-                    \(summary.updatedInPipeline), \(summary.updatedInCRM), \(summary.conflicts), \(summary.errors), \(summary.waiting))
+                    \(summary.updatedInPipeline), \(summary.updatedInCRM), \(summary.conflicts), \(summary.errors), \(summary.waiting),
+                    \(summary.deferred))
             """)
         if let chunk { try finishChunk(bound, chunk, events: &events) }
         try connection.execute(batch: ["DELETE FROM tandem._applying WHERE xid = pg_current_xact_id()", "COMMIT"])
@@ -188,15 +228,15 @@ extension Engine {
         passesSinceTruncate += 1
         if summary.changesRead > 5_000 || passesSinceTruncate >= 1_000 {
             passesSinceTruncate = 0
-            let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed"] + bound.compilers.flatMap(\.temporaryTableNames)
+            let names = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed", "_tandem_policies", "_tandem_locked"] + bound.compilers.flatMap(\.temporaryTableNames)
             try connection.execute("TRUNCATE \(raw: names.joined(separator: ", "))")
         }
         events.append(Self.json([
-            "type": "sync_pass", "integration": bound.integration.name, "kind": chunk == nil ? "incremental" : "initial_sync",
+            "type": "sync_pass", "integration": bound.integration.name, "kind": chunk?.job.rawValue ?? "incremental",
             "changes_read": summary.changesRead, "matched": summary.matched,
             "created_in_pipeline": summary.createdInPipeline, "created_in_crm": summary.createdInCRM,
             "updated_in_pipeline": summary.updatedInPipeline, "updated_in_crm": summary.updatedInCRM,
-            "conflicts": summary.conflicts, "errors": summary.errors, "waiting": summary.waiting,
+            "conflicts": summary.conflicts, "errors": summary.errors, "waiting": summary.waiting, "deferred": summary.deferred,
             "duration_ms": (Date().timeIntervalSince(started) * 1000 * 10).rounded() / 10,
         ]))
         return summary
@@ -211,21 +251,25 @@ extension Engine {
         if candidates > linked {
             // Some candidates have no link yet: match them (B3), else copy them.
             for side in Side.allCases {
-                if let match = compiled.match[side] ?? nil {
+                if let match = compiled.match[side] {
                     let matched = Int64(try connection.execute(match).affected)
                     summary.matched += matched
                     newLinks += matched
                 }
             }
+        }
+        // What a user is writing right now waits for a later pass (B11).
+        summary.deferred += Int64(try connection.execute(batch: Side.allCases.compactMap { compiled.lockRows[$0] } + [compiled.deferContended]).affected)
+        if candidates > linked {
             for side in Side.allCases {
-                let prepared = try connection.execute(compiled.prepareCreate[side]!).affected
+                let prepared = try connection.execute(compiled.prepareCreate[side]).affected
                 if prepared == 0 { continue }
                 try connection.execute("ANALYZE \(raw: compiler.createTable(side))")
-                _ = try apply(compiled.create[side]!, compiler: compiler)
-                let created = Int64(try connection.execute(compiled.linkCreated[side]!).affected)
+                _ = try apply(compiled.create[side], compiler: compiler)
+                let created = Int64(try connection.execute(compiled.linkCreated[side]).affected)
                 if side == .pipeline { summary.createdInCRM += created } else { summary.createdInPipeline += created }
                 newLinks += created
-                summary.waiting += Int64(try connection.execute(compiled.rememberWaitingCreates[side]!).affected)
+                summary.waiting += Int64(try connection.execute(compiled.rememberWaitingCreates[side]).affected)
             }
         }
         let plan = (try connection.execute(batch: ["ANALYZE \(raw: compiler.pairsTable)", compiled.buildWork, compiled.workPlan])
@@ -234,14 +278,14 @@ extension Engine {
         let (toPipeline, toCRM, conflicts, unwritten, deleted) = (plan[2], plan[3], plan[4], plan[5], plan[6])
         if conflicts > 0 { try connection.execute(compiled.recordConflicts) }
         var failed: Int64 = 0
-        if toCRM > 0 { failed += try apply(compiled.update[.crm]!, compiler: compiler) }
-        if toPipeline > 0 { failed += try apply(compiled.update[.pipeline]!, compiler: compiler) }
+        if toCRM > 0 { failed += try apply(compiled.update.crm, compiler: compiler) }
+        if toPipeline > 0 { failed += try apply(compiled.update.pipeline, compiler: compiler) }
         var bookkeeping: [SQL] = []
         if unwritten > 0 { bookkeeping.append(compiled.mirrorUnwritten) }
         if toCRM + toPipeline > 0 { bookkeeping.append(compiled.mirrorWritten) }
         if deleted > 0 { bookkeeping.append(compiled.markDeleted) }
-        if plan[7] > 0 { bookkeeping.append(compiled.rememberWaitingPairs[.pipeline]!) }
-        if plan[8] > 0 { bookkeeping.append(compiled.rememberWaitingPairs[.crm]!) }
+        if plan[7] > 0 { bookkeeping.append(compiled.rememberWaitingPairs.pipeline) }
+        if plan[8] > 0 { bookkeeping.append(compiled.rememberWaitingPairs.crm) }
         if !bookkeeping.isEmpty { try connection.execute(batch: bookkeeping) }
         if failed > 0 {
             let written = try connection.execute("""
@@ -350,6 +394,7 @@ extension PassSummary {
         conflicts += other.conflicts
         errors += other.errors
         waiting += other.waiting
+        deferred += other.deferred
         initialChunk = initialChunk || other.initialChunk
     }
 }

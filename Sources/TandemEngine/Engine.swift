@@ -8,7 +8,13 @@ public typealias EventHandler = (String) -> Void
 /// Runs the compiled SQL of one integration over one libpq connection.
 /// One thread at a time, except `requestStop()`.
 public final class Engine {
-    let connection: Connection
+    /// The session; replaced when a lost connection is restored (B11).
+    var connection: Connection
+    /// Kept to reconnect; never shown (errors never contain the password).
+    let conninfo: String
+    /// How long `run()` keeps trying to restore a lost connection before it
+    /// gives up with `.connect`; 0 never tries.
+    public var reconnectTimeout: TimeInterval = 300
     /// The bound integration, resolved against the catalog.
     var bound: Bound?
     public var eventHandler: EventHandler?
@@ -24,25 +30,46 @@ public final class Engine {
         let compilers: [ModuleCompiler]
         /// The statements of every module, built once.
         let compiled: [CompiledModule]
+        /// tandem.integrations.config_version when bound: a pass that finds
+        /// another version binds again first (another host edited the sync).
+        let configVersion: Int64
     }
 
     /// Connects. The error never contains the password.
     public init(conninfo: String) throws {
+        self.conninfo = conninfo
+        connection = try Self.openSession(conninfo)
+        stopSignal = try StopSignal()
+    }
+
+    /// A new session with the settings every pass relies on.
+    static func openSession(_ conninfo: String) throws -> Connection {
+        let connection: Connection
         do {
             connection = try Connection(conninfo: conninfo)
         } catch let error as PostgresError {
             throw TandemError(.connect, error.description, sqlstate: error.sqlstate)
         }
-        stopSignal = try StopSignal()
-        // The work tables of a pass are temporary tables, kept in this
-        // session's local buffers: the default 8 MB spills a large chunk of an
-        // initial sync to temp files. It can only be set before their first use.
         do {
+            // The work tables of a pass are temporary tables, kept in this
+            // session's local buffers: the default 8 MB spills a large chunk of an
+            // initial sync to temp files. It can only be set before their first use.
             try connection.execute("SET temp_buffers = '256MB'")
+            // A host that dies in the middle of a long statement is noticed by
+            // the server within a quarter of a second, so its session ends and
+            // a standby takes the syncer lock over at once (B11).
+            try connection.execute("SET client_connection_check_interval = '250ms'")
+            // Operators see which sessions are Tandem's (pg_stat_activity).
+            try connection.execute("SELECT set_config('application_name', 'tandem', false) WHERE current_setting('application_name') = ''")
         } catch let error as PostgresError {
-            throw TandemError(.database, error.description, sqlstate: error.sqlstate)
+            connection.close()
+            throw TandemError(error.kind == .connection ? .connect : .database, error.description, sqlstate: error.sqlstate)
         }
+        return connection
     }
+
+    /// The process id of this handle's server session (pg_stat_activity.pid).
+    public var backendPID: Int32 { connection.backendPID }
 
     public func close() {
         connection.close()
@@ -114,6 +141,10 @@ public final class Engine {
     static func json(_ pairs: KeyValuePairs<String, Any>) -> String {
         var object: [String: Any] = [:]
         for (key, value) in pairs { object[key] = value }
+        return json(object)
+    }
+
+    static func json(_ object: [String: Any]) -> String {
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]),
               let text = String(data: data, encoding: .utf8) else { return "{}" }
         return text

@@ -472,6 +472,319 @@ END
 $$;
 COMMENT ON FUNCTION tandem._map_value(bigint, text, text, text, text) IS 'The pipeline-app value of a CRM value of a mapped field, in its context; fails the record when there is none.';
 """#),
+        Migration(version: 5, name: "0005_lifecycle", sql: #"""
+-- 0005: the lifecycle of tabs and integrations (R14-R17): background jobs
+-- besides the initial sync (the re-scan of an edit sync, the catch-up of a
+-- reactivation), inactive tabs that cost the apps nothing, and removal that
+-- leaves no trace on the app tables.
+
+-- A tab runs at most one background job at a time. The initial sync is one;
+-- an edit sync re-scans the CRM view and brings newly mapped fields into line
+-- (R14); a reactivation diffs every linked record against its mirror and
+-- syncs what was added meanwhile, under the policy given for it (R16).
+ALTER TABLE tandem.tabs DROP CONSTRAINT tabs_state_check;
+ALTER TABLE tandem.tabs ADD CONSTRAINT tabs_state_check
+    CHECK (state IN ('configured', 'initial_sync', 'active', 'inactive', 'removed'));
+ALTER TABLE tandem.tabs
+    ADD COLUMN job text CONSTRAINT tabs_job_check CHECK (job IN ('initial_sync', 'edit_sync', 'reactivation')),
+    ADD COLUMN job_policy text
+        CONSTRAINT tabs_job_policy_check CHECK (job_policy IN ('latest', 'crm_wins', 'pipeline_wins', 'skip')),
+    ADD COLUMN job_started_at timestamptz,
+    ADD COLUMN inactive_since timestamptz;
+UPDATE tandem.tabs SET job = 'initial_sync', job_started_at = activated_at WHERE state = 'initial_sync';
+COMMENT ON COLUMN tandem.tabs.state IS 'configured (stored, not syncing), initial_sync (R10), active, inactive (deactivated: nothing syncs, nothing is deleted, R15), removed (the integration was removed, R17).';
+COMMENT ON COLUMN tandem.tabs.job IS 'The background job the tab runs in chunks: initial_sync (R10), edit_sync (re-scan after a view or mapping change, R14), reactivation (catch-up after being inactive, R16); NULL when none.';
+COMMENT ON COLUMN tandem.tabs.job_policy IS 'The conflict policy of a reactivation''s catch-up (R16); live conflicts use the integration''s policy.';
+COMMENT ON COLUMN tandem.tabs.initial_sync_progress IS 'Progress of the running job, per module and scan (pipeline, crm: unlinked records; links: linked records): the last key handled and the counts so far.';
+COMMENT ON COLUMN tandem.tabs.inactive_since IS 'When the tab was deactivated (R15).';
+
+ALTER TABLE tandem.runs DROP CONSTRAINT runs_kind_check;
+ALTER TABLE tandem.runs ADD CONSTRAINT runs_kind_check
+    CHECK (kind IN ('initial_sync', 'incremental', 'edit_sync', 'reactivation'));
+
+ALTER TABLE tandem.integrations
+    ADD COLUMN removed_at timestamptz,
+    ADD COLUMN config_version bigint NOT NULL DEFAULT 1;
+COMMENT ON COLUMN tandem.integrations.config_version IS 'Grows with every change of the stored configuration, so that every host bound to the integration binds again before its next pass.';
+COMMENT ON COLUMN tandem.integrations.removed_at IS 'When the integration was removed (R17): nothing syncs, its triggers and indexes are gone from the app tables, its history stays for reporting.';
+
+-- Match indexes Tandem created on app tables (B3), so that removal drops
+-- exactly those and nothing else. One index may serve several integrations.
+-- The index is kept by name, not as regclass: a dump restores this table's
+-- rows before it creates the indexes.
+CREATE TABLE tandem.match_indexes (
+    index_schema    text NOT NULL,
+    index_name      text NOT NULL,
+    integration_id  bigint NOT NULL CONSTRAINT match_indexes_integration_fk REFERENCES tandem.integrations ON DELETE CASCADE,
+    table_name      regclass NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT match_indexes_pk PRIMARY KEY (index_schema, index_name, integration_id)
+);
+COMMENT ON TABLE tandem.match_indexes IS 'Indexes Tandem created on app tables for matching (B3), per integration that uses them; dropped when no integration uses them any more (R17).';
+INSERT INTO tandem.match_indexes (index_schema, index_name, integration_id, table_name)
+SELECT DISTINCT n.nspname, c.relname, mp.integration_id, i.indrelid::regclass
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN tandem.module_pairs mp ON i.indrelid IN (mp.pipeline_table::oid, mp.crm_table::oid)
+ WHERE c.relname LIKE 'tandem\_match\_%';
+
+-- Removes the capture triggers and function of one app table.
+CREATE FUNCTION tandem._remove_capture(target regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $remove$
+DECLARE
+    watched record;
+BEGIN
+    EXECUTE format('DROP TRIGGER IF EXISTS _900_tandem_capture_insert ON %s', target);
+    EXECUTE format('DROP TRIGGER IF EXISTS _900_tandem_capture_update ON %s', target);
+    EXECUTE format('DROP TRIGGER IF EXISTS _900_tandem_capture_delete ON %s', target);
+    FOR watched IN DELETE FROM tandem.watched_tables w WHERE w.table_name = target RETURNING w.table_oid LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS tandem.%I()', format('_capture_%s', watched.table_oid));
+    END LOOP;
+    EXECUTE format('DROP FUNCTION IF EXISTS tandem.%I()', format('_capture_%s', target::oid));
+END
+$remove$;
+COMMENT ON FUNCTION tandem._remove_capture(regclass) IS 'Drops the capture triggers (_900_tandem_capture_*) of an app table and their function.';
+
+-- The app tables that need capture: those of tabs that sync (initial_sync or
+-- active) in integrations that were not removed, with their key columns.
+CREATE VIEW tandem._captured_tables AS
+SELECT DISTINCT s.table_name, s.key_column
+  FROM tandem.module_pairs mp
+  JOIN tandem.tabs t ON t.integration_id = mp.integration_id AND t.tab = mp.tab AND t.state IN ('initial_sync', 'active')
+  JOIN tandem.integrations i ON i.integration_id = mp.integration_id AND i.removed_at IS NULL
+ CROSS JOIN LATERAL (VALUES (mp.pipeline_table, mp.pipeline_key), (mp.crm_table, mp.crm_key)) s(table_name, key_column);
+COMMENT ON VIEW tandem._captured_tables IS 'App tables whose changes must be captured now: those of syncing tabs of integrations not removed.';
+
+-- Brings the triggers on the app tables in line with the tabs' states: a
+-- table of a syncing tab is captured, any other is not (an inactive tab costs
+-- its app's writers nothing, R15; a removed integration leaves no trigger, R17).
+CREATE FUNCTION tandem._reconcile_capture() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $reconcile$
+DECLARE
+    target record;
+BEGIN
+    FOR target IN SELECT w.table_name FROM tandem.watched_tables w
+                   WHERE NOT EXISTS (SELECT 1 FROM tandem._captured_tables c WHERE c.table_name = w.table_name) LOOP
+        PERFORM tandem._remove_capture(target.table_name);
+    END LOOP;
+    FOR target IN SELECT c.table_name, c.key_column FROM tandem._captured_tables c
+                   WHERE NOT EXISTS (SELECT 1 FROM tandem.watched_tables w WHERE w.table_name = c.table_name) LOOP
+        PERFORM tandem._install_capture(target.table_name, target.key_column);
+    END LOOP;
+    -- Changes of tables nobody captures any more will never be read.
+    DELETE FROM tandem.change_log cl
+     WHERE NOT EXISTS (SELECT 1 FROM tandem.watched_tables w WHERE w.table_oid = cl.table_oid);
+END
+$reconcile$;
+COMMENT ON FUNCTION tandem._reconcile_capture() IS 'Installs capture on the tables of syncing tabs and removes it from every other table.';
+
+-- Drops the match indexes Tandem created that no integration still in place
+-- uses. Only indexes recorded in tandem.match_indexes are ever dropped. An
+-- index Tandem's role may not drop (the tables' owner created it, README
+-- "Roles") is forgotten, and the statement for the owner to run is returned.
+CREATE FUNCTION tandem._drop_unused_match_indexes() RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $drop$
+DECLARE
+    unused record;
+    statement text;
+BEGIN
+    FOR unused IN SELECT DISTINCT m.index_schema, m.index_name FROM tandem.match_indexes m
+                   WHERE NOT EXISTS (SELECT 1 FROM tandem.match_indexes u
+                                       JOIN tandem.integrations i ON i.integration_id = u.integration_id AND i.removed_at IS NULL
+                                      WHERE u.index_schema = m.index_schema AND u.index_name = m.index_name) LOOP
+        statement := format('DROP INDEX IF EXISTS %I.%I', unused.index_schema, unused.index_name);
+        IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = unused.index_schema AND c.relname = unused.index_name
+                      AND NOT pg_has_role(c.relowner, 'USAGE')) THEN
+            RETURN NEXT statement || ';';
+        ELSE
+            EXECUTE statement;
+        END IF;
+        DELETE FROM tandem.match_indexes m WHERE m.index_schema = unused.index_schema AND m.index_name = unused.index_name;
+    END LOOP;
+END
+$drop$;
+COMMENT ON FUNCTION tandem._drop_unused_match_indexes() IS 'Drops the tandem_match_* indexes on app tables that no integration still in place uses (R17); returns the DROP statements the tables'' owner must run for those Tandem''s role may not drop.';
+
+-- tandem.tab_status shows the job, its policy and since when a tab is inactive:
+-- see 0008 (0007 rebuilds the reporting views).
+"""#),
+        Migration(version: 6, name: "0006_record_errors_without_values", sql: #"""
+-- 0006: record errors name where a record failed, never what it contained.
+--
+-- tandem.record_failures.message (and the tandem.record_errors view over it)
+-- is read by whoever may read Tandem's reports, and kept after the record is
+-- fixed. Until now _apply_each appended PostgreSQL's DETAIL to it, and the
+-- DETAIL of a constraint error prints the failing row ("Failing row contains
+-- (…, ada@example.org, +44 20 7946 0000, …)"), or the key value of a unique or
+-- foreign key. Some messages carry values themselves ("invalid input syntax
+-- for type integer: \"…\"", "value \"…\" is out of range for type integer"),
+-- and an app's own trigger may RAISE any text it likes.
+--
+-- So a record error now keeps: the SQLSTATE (its own column), the names that
+-- PostgreSQL reports with the error (schema, table, column, constraint, data
+-- type: GET STACKED DIAGNOSTICS), and MESSAGE_TEXT only for the conditions
+-- whose text is made of names alone (listed below). For any other condition
+-- the text is the condition's name and, when the error came from a function
+-- (an app trigger), that function's name. Which record failed is in
+-- record_errors.record_id: whoever may read the app's table can look at the
+-- values there.
+--
+-- One exception, on purpose: Tandem's own value-map errors (0004,
+-- tandem._mapped_value and tandem._map_value) keep their text, which names the
+-- unmapped value and its context ("CRM app value 'Legal Review' (in Standard)
+-- of deals.stage has no mapping"). That value is a stage and the context a
+-- pipeline: names the organisation gave its sales process, which the apps
+-- keep in their stage tables (the records reference them by foreign key).
+-- They describe no person, and the message is of no use without them: the fix
+-- is to add exactly that value to the field's value map.
+
+CREATE OR REPLACE FUNCTION tandem._error_text(
+    state text, message text, schema_name text, table_name text, column_name text,
+    constraint_name text, datatype_name text, context text)
+RETURNS text LANGUAGE plpgsql IMMUTABLE AS $error_text$
+DECLARE
+    -- The innermost frame, when the error is a RAISE in PL/pgSQL: its text is
+    -- whatever that function wrote.
+    raised_by text := substring(split_part(coalesce(context, ''), E'\n', 1)
+                                FROM '^PL/pgSQL function ([^ (]+)\(.* at RAISE$');
+    -- The innermost function the error happened in, other than the fallback
+    -- itself: an app trigger, usually.
+    in_function text := (SELECT m[1] FROM regexp_matches(coalesce(context, ''), 'PL/pgSQL function ([^ (]+)\(', 'g') AS m
+                          WHERE m[1] <> 'tandem._apply_each' LIMIT 1);
+    text_out text;
+    names text;
+BEGIN
+    IF raised_by IN ('tandem._mapped_value', 'tandem._map_value') THEN
+        -- Tandem's value-map errors: a stage and a pipeline name (see above).
+        text_out := message;
+    ELSIF state IN (
+        '23502',  -- not_null_violation: null value in column "c" of relation "t" violates not-null constraint
+        '23503',  -- foreign_key_violation: insert or update on table "t" violates foreign key constraint "k"
+        '23505',  -- unique_violation: duplicate key value violates unique constraint "k"
+        '23514',  -- check_violation: new row for relation "t" violates check constraint "k"
+        '23P01',  -- exclusion_violation: conflicting key value violates exclusion constraint "k"
+        '23001',  -- restrict_violation: ... violates RESTRICT setting of foreign key constraint "k" on table "t"
+        '22001',  -- string_data_right_truncation: value too long for type character varying(n)
+        '21000')  -- cardinality_violation: more than one row returned by a subquery used as an expression
+       AND raised_by IS NULL THEN
+        -- PostgreSQL's own texts for these conditions name objects, not values
+        -- (the values are in DETAIL, which is never kept). The same SQLSTATE
+        -- raised by a function may carry any text: that one is not kept.
+        text_out := message;
+    ELSE
+        text_out := CASE state
+            WHEN '22P02' THEN 'invalid input syntax for the column''s type'
+            WHEN '22003' THEN 'numeric value out of range'
+            WHEN '22007' THEN 'invalid date or time format'
+            WHEN '22008' THEN 'date or time field out of range'
+            WHEN '22012' THEN 'division by zero'
+            WHEN '22021' THEN 'character not in the database encoding'
+            WHEN '22P05' THEN 'character that cannot be translated to the database encoding'
+            WHEN '22004' THEN 'null value not allowed'
+            WHEN '22023' THEN 'invalid parameter value'
+            WHEN '23000' THEN 'integrity constraint violation'
+            WHEN '23502' THEN 'not-null violation'
+            WHEN '23503' THEN 'foreign key violation'
+            WHEN '23505' THEN 'unique violation'
+            WHEN '23514' THEN 'check violation'
+            WHEN 'P0001' THEN 'error raised'
+            ELSE 'error'
+        END || ' (SQLSTATE ' || coalesce(state, '?') || ')'
+            || CASE WHEN in_function IS NOT NULL THEN ' in function ' || in_function ELSE '' END
+            || '; the server''s message is not kept because it may contain values of the record';
+    END IF;
+    names := concat_ws(', ',
+        CASE WHEN coalesce(table_name, '') <> '' THEN
+             'table ' || CASE WHEN coalesce(schema_name, '') <> '' THEN schema_name || '.' ELSE '' END || table_name END,
+        CASE WHEN coalesce(column_name, '') <> '' THEN 'column ' || column_name END,
+        CASE WHEN coalesce(constraint_name, '') <> '' THEN 'constraint ' || constraint_name END,
+        CASE WHEN coalesce(datatype_name, '') <> '' THEN 'type ' || datatype_name END);
+    RETURN text_out || CASE WHEN names <> '' THEN ' [' || names || ']' ELSE '' END;
+END
+$error_text$;
+COMMENT ON FUNCTION tandem._error_text(text, text, text, text, text, text, text, text) IS
+    'The text kept for a record error: names (table, column, constraint, type), never row values (0006).';
+
+-- The function is replaced whole by CREATE OR REPLACE: its owner and grants
+-- stay, but SECURITY DEFINER and SET clauses would be reset. Whatever an
+-- earlier migration set is read first and set again afterwards.
+CREATE TEMPORARY TABLE _tandem_0006_apply_each_settings ON COMMIT DROP AS
+SELECT p.prosecdef AS security_definer, p.proconfig AS settings
+  FROM pg_proc p
+ WHERE p.oid = 'tandem._apply_each(text, regclass, text)'::regprocedure;
+
+CREATE OR REPLACE FUNCTION tandem._apply_each(statement text, work regclass, key_column text)
+RETURNS TABLE (failed_key text, failed_sqlstate text, failed_message text)
+LANGUAGE plpgsql AS $apply$
+DECLARE
+    current_key text;
+    state text;
+    message text;
+    schema_name text;
+    table_name text;
+    column_name text;
+    constraint_name text;
+    datatype_name text;
+    context text;
+BEGIN
+    FOR current_key IN EXECUTE format('SELECT (%I)::text FROM %s ORDER BY 1', key_column, work) LOOP
+        BEGIN
+            EXECUTE statement USING current_key;
+        EXCEPTION
+            WHEN serialization_failure OR deadlock_detected OR query_canceled
+                 OR syntax_error_or_access_rule_violation OR insufficient_resources OR internal_error THEN
+                RAISE;
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+                    schema_name = SCHEMA_NAME, table_name = TABLE_NAME, column_name = COLUMN_NAME,
+                    constraint_name = CONSTRAINT_NAME, datatype_name = PG_DATATYPE_NAME,
+                    context = PG_EXCEPTION_CONTEXT;
+                failed_key := current_key;
+                failed_sqlstate := state;
+                failed_message := tandem._error_text(state, message, schema_name, table_name, column_name,
+                                                     constraint_name, datatype_name, context);
+                RETURN NEXT;
+        END;
+    END LOOP;
+END
+$apply$;
+COMMENT ON FUNCTION tandem._apply_each(text, regclass, text) IS 'Record-by-record fallback of a failed set-based apply: returns the records that cannot be written and why, by name and never by value (B6, 0006).';
+
+DO $$
+DECLARE
+    kept record;
+    setting text;
+    name text;
+    value text;
+BEGIN
+    SELECT * INTO kept FROM _tandem_0006_apply_each_settings;
+    IF kept.security_definer THEN
+        ALTER FUNCTION tandem._apply_each(text, regclass, text) SECURITY DEFINER;
+    END IF;
+    FOREACH setting IN ARRAY coalesce(kept.settings, '{}') LOOP
+        name := split_part(setting, '=', 1);
+        value := substr(setting, length(name) + 2);
+        -- proconfig holds a list setting (search_path) as it is written in
+        -- SET (tandem, pg_temp); any other value is set as one literal.
+        BEGIN
+            EXECUTE format('ALTER FUNCTION tandem._apply_each(text, regclass, text) SET %I = %s', name, value);
+        EXCEPTION WHEN syntax_error THEN
+            EXECUTE format('ALTER FUNCTION tandem._apply_each(text, regclass, text) SET %I = %L', name, value);
+        END;
+    END LOOP;
+END
+$$;
+
+-- Errors recorded before this migration may hold row values: keep their
+-- SQLSTATE, and replace the text with what it would be now, as far as it can
+-- be known (the names were not kept then).
+UPDATE tandem.record_failures
+   SET message = CASE WHEN message LIKE '%has no mapping to the%' AND sqlstate = '22000' THEN message
+                      ELSE tandem._error_text(sqlstate, regexp_replace(message, ' \(.*\)$', ''), NULL, NULL, NULL, NULL, NULL, NULL) END
+ WHERE position('(' IN message) > 0 OR sqlstate NOT IN ('23502', '23503', '23505', '23514', '23P01', '23001', '22001', '21000');
+"""#),
         Migration(version: 7, name: "0007_guest_capture", sql: #"""
 -- 0007: Tandem as a guest in a shared database (B10).
 --
@@ -713,6 +1026,177 @@ DO $$
 DECLARE
     f regprocedure;
 BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'tandem'::regnamespace LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+"""#),
+        Migration(version: 8, name: "0008_deferred_records", sql: #"""
+-- 0008: records a pass could not lock because someone was writing them.
+-- A pass runs in READ COMMITTED and locks the app rows it will read and write
+-- with FOR UPDATE SKIP LOCKED: a record a user holds in an open transaction
+-- is not waited for and does not abort the batch; it is deferred here and
+-- retried on a short back-off, while the rest of the batch commits (B11).
+
+CREATE TABLE tandem.deferred_records (
+    integration_id  bigint NOT NULL CONSTRAINT deferred_records_integration_fk REFERENCES tandem.integrations ON DELETE CASCADE,
+    module          text NOT NULL,
+    side            text NOT NULL CONSTRAINT deferred_records_side_check CHECK (side IN ('pipeline', 'crm')),
+    record_id       text NOT NULL,
+    since           timestamptz NOT NULL DEFAULT now(),
+    attempts        int NOT NULL DEFAULT 1,
+    retry_at        timestamptz NOT NULL,
+    CONSTRAINT deferred_records_pk PRIMARY KEY (integration_id, module, side, record_id)
+);
+COMMENT ON TABLE tandem.deferred_records IS 'Records a pass found locked by someone else''s open transaction: not waited for, not an error; retried from retry_at on a back-off that grows to one second (B11).';
+
+ALTER TABLE tandem.runs ADD COLUMN deferred bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN tandem.runs.deferred IS 'Records the pass left for later because a user was writing them.';
+
+CREATE OR REPLACE VIEW tandem.run_history AS
+SELECT i.name AS integration, r.run_id, r.kind, r.started_at, r.finished_at,
+       round(extract(epoch FROM r.finished_at - r.started_at) * 1000, 1) AS duration_ms,
+       r.changes_read, r.matched, r.created_in_pipeline, r.created_in_crm,
+       r.updated_in_pipeline, r.updated_in_crm, r.conflicts, r.errors, r.waiting,
+       r.deferred
+  FROM tandem.runs r
+  JOIN tandem.integrations i ON i.integration_id = r.integration_id;
+COMMENT ON VIEW tandem.run_history IS 'Every pass that did something: what it read, matched, created, updated, decided, could not write, and left for later because a user was writing it.';
+
+CREATE OR REPLACE VIEW tandem.pending_changes AS
+WITH logged AS (
+    SELECT DISTINCT ON (mp.integration_id, mp.module, cl.table_oid, cl.record_id)
+           mp.integration_id, mp.tab, mp.module,
+           CASE WHEN cl.table_oid = mp.pipeline_table::oid THEN 'pipeline' ELSE 'crm' END AS side,
+           cl.record_id, cl.operation, cl.logged_at
+      FROM tandem.change_log cl
+      JOIN tandem.module_pairs mp ON cl.table_oid IN (mp.pipeline_table::oid, mp.crm_table::oid)
+      JOIN tandem.sync_cursors sc ON sc.integration_id = mp.integration_id AND cl.xid >= sc.position
+           AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)
+     ORDER BY mp.integration_id, mp.module, cl.table_oid, cl.record_id, cl.logged_at DESC
+)
+SELECT i.name AS integration, g.tab, g.module, g.side, g.record_id,
+       CASE g.operation WHEN 'I' THEN 'insert' WHEN 'U' THEN 'update' ELSE 'delete' END AS change,
+       CASE WHEN t.state NOT IN ('initial_sync', 'active') THEN 'nothing: the tab is ' || t.state
+            WHEN g.operation = 'D' THEN 'nothing: deletions are not propagated (R4)'
+            WHEN l.link_id IS NOT NULL THEN 'merge field by field with the linked '
+                 || CASE g.side WHEN 'pipeline' THEN 'CRM app record ' || l.crm_id ELSE 'pipeline app record ' || l.pipeline_id END
+            WHEN g.side = 'crm' THEN 'match or create in the pipeline app, if it is in the CRM view'
+            ELSE 'match or create in the CRM app' END AS next_action,
+       g.logged_at AS since
+  FROM logged g
+  JOIN tandem.integrations i ON i.integration_id = g.integration_id
+  JOIN tandem.tabs t ON t.integration_id = g.integration_id AND t.tab = g.tab
+  LEFT JOIN tandem.links l ON l.integration_id = g.integration_id AND l.module = g.module
+       AND CASE g.side WHEN 'pipeline' THEN l.pipeline_id ELSE l.crm_id END = g.record_id
+UNION ALL
+SELECT DISTINCT ON (w.integration_id, w.module, w.side, w.record_id)
+       i.name, mp.tab, w.module, w.side, w.record_id, 'waiting',
+       'sync once its parent record is linked (R11)', w.since
+  FROM tandem.waiting_records w
+  JOIN tandem.integrations i ON i.integration_id = w.integration_id
+  JOIN tandem.module_pairs mp ON mp.integration_id = w.integration_id AND mp.module = w.module
+UNION ALL
+SELECT i.name, mp.tab, f.module, f.side, f.record_id, 'failed',
+       'retry at ' || f.retry_at || ' or when the record changes: ' || f.message, f.last_failed_at
+  FROM tandem.record_failures f
+  JOIN tandem.integrations i ON i.integration_id = f.integration_id
+  JOIN tandem.module_pairs mp ON mp.integration_id = f.integration_id AND mp.module = f.module
+ WHERE f.resolved_at IS NULL
+UNION ALL
+SELECT i.name, mp.tab, d.module, d.side, d.record_id, 'deferred',
+       'sync once the transaction writing it ends (retry at ' || d.retry_at || ', attempt ' || d.attempts || ')', d.since
+  FROM tandem.deferred_records d
+  JOIN tandem.integrations i ON i.integration_id = d.integration_id
+  JOIN tandem.module_pairs mp ON mp.integration_id = d.integration_id AND mp.module = d.module;
+COMMENT ON VIEW tandem.pending_changes IS 'A dry run of the next pass: every record it would look at (changed since the cursor, waiting for a parent, due for a retry, or deferred because a user was writing it) and what it would do.';
+
+-- Removing capture as a guest. DROP TRIGGER needs the ownership of the table,
+-- which Tandem's role need not have (README, "Roles"), yet deactivating a tab
+-- (R15) and removing the integration (R17) must take the triggers away. The
+-- table's capture triggers are re-pointed (CREATE OR REPLACE TRIGGER needs
+-- only the TRIGGER privilege) at a function made for this one call, and
+-- dropping that function, which Tandem's role owns, drops them with it.
+CREATE OR REPLACE FUNCTION tandem._remove_capture(target regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $remove$
+DECLARE
+    used oid[];
+    old_function oid;
+    capture record;
+    detached text := format('_capture_detached_%s', pg_backend_pid());
+BEGIN
+    SELECT array_agg(DISTINCT tgfoid) INTO used FROM pg_catalog.pg_trigger
+     WHERE tgrelid = target AND tgname IN ('_900_tandem_capture_insert', '_900_tandem_capture_update', '_900_tandem_capture_delete');
+    IF used IS NOT NULL THEN
+        EXECUTE format('CREATE FUNCTION tandem.%I() RETURNS trigger LANGUAGE plpgsql AS %L', detached, 'BEGIN RETURN NULL; END');
+        FOR capture IN SELECT t.tgname, upper(substr(t.tgname, length('_900_tandem_capture_') + 1)) AS operation
+                         FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid = target
+                          AND t.tgname IN ('_900_tandem_capture_insert', '_900_tandem_capture_update', '_900_tandem_capture_delete') LOOP
+            EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION tandem.%I()',
+                           capture.tgname, capture.operation, target, detached);
+        END LOOP;
+        EXECUTE format('DROP FUNCTION tandem.%I() CASCADE', detached);
+        FOREACH old_function IN ARRAY used LOOP
+            PERFORM tandem._drop_unused_capture_function(old_function);
+        END LOOP;
+    END IF;
+    DELETE FROM tandem.watched_tables w WHERE w.table_name = target;
+END
+$remove$;
+COMMENT ON FUNCTION tandem._remove_capture(regclass) IS 'Removes the capture triggers (_900_tandem_capture_*) from an app table without needing its ownership, and their function once no table uses it.';
+REVOKE ALL ON FUNCTION tandem._remove_capture(regclass) FROM PUBLIC;
+
+-- tab_status with the lifecycle's columns (0007 rebuilt it from 0003's text).
+CREATE OR REPLACE VIEW tandem.tab_status AS
+SELECT i.name AS integration,
+       t.tab,
+       t.state,
+       (t.initial_sync_completed_at IS NOT NULL) AS initial_sync_complete,
+       t.activated_at,
+       t.initial_sync_completed_at,
+       (SELECT count(*) FROM tandem.links l
+          JOIN tandem.module_pairs mp ON mp.integration_id = l.integration_id AND mp.module = l.module
+         WHERE l.integration_id = t.integration_id AND mp.tab = t.tab) AS linked_records,
+       (SELECT count(DISTINCT (cl.table_oid, cl.record_id)) FROM tandem.change_log cl
+          JOIN tandem.module_pairs mp ON cl.table_oid IN (mp.pipeline_table, mp.crm_table)
+          JOIN tandem.sync_cursors sc ON sc.integration_id = mp.integration_id
+         WHERE mp.integration_id = t.integration_id AND mp.tab = t.tab AND cl.xid >= sc.position
+           AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)) AS pending_changes,
+       (SELECT count(DISTINCT (w.module, w.side, w.record_id)) FROM tandem.waiting_records w
+          JOIN tandem.module_pairs mp ON mp.integration_id = w.integration_id AND mp.module = w.module
+         WHERE w.integration_id = t.integration_id AND mp.tab = t.tab) AS waiting_records,
+       (SELECT count(*) FROM tandem.record_failures f
+          JOIN tandem.module_pairs mp ON mp.integration_id = f.integration_id AND mp.module = f.module
+         WHERE f.integration_id = t.integration_id AND mp.tab = t.tab AND f.resolved_at IS NULL) AS open_errors,
+       (SELECT count(*) FROM tandem.conflict_decisions c
+          JOIN tandem.module_pairs mp ON mp.integration_id = c.integration_id AND mp.module = c.module
+         WHERE c.integration_id = t.integration_id AND mp.tab = t.tab) AS conflicts,
+       CASE WHEN t.activated_at IS NOT NULL THEN
+            (SELECT max(r.finished_at) FROM tandem.runs r WHERE r.integration_id = t.integration_id) END AS last_pass_at,
+       t.initial_sync_progress,
+       t.job,
+       t.job_policy,
+       t.job_started_at,
+       t.inactive_since
+  FROM tandem.tabs t
+  JOIN tandem.integrations i ON i.integration_id = t.integration_id;
+COMMENT ON VIEW tandem.tab_status IS 'Each tab of each integration: its state (inactive since when), the background job it runs (initial sync, edit sync, reactivation) and its progress, linked records, changes not yet synced, records waiting for a parent, open record errors, conflicts decided, and the last pass.';
+
+-- Every function of schema tandem runs with Tandem's rights and a pinned
+-- search_path, and none is executable by PUBLIC (README, "Roles"); this
+-- includes the ones earlier migrations of this release added (0006's
+-- _error_text).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'tandem'::regnamespace
+                AND NOT (p.prosecdef AND coalesce(p.proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp']) LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+    END LOOP;
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'tandem'::regnamespace LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;

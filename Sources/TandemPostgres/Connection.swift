@@ -33,6 +33,12 @@ public final class Connection {
         return PQsocket(handle)
     }
 
+    /// The server process of this session, or 0 when closed.
+    public var backendPID: Int32 {
+        guard let handle else { return 0 }
+        return PQbackendPID(handle)
+    }
+
     public var isOpen: Bool {
         guard let handle else { return false }
         return PQstatus(handle) == CONNECTION_OK
@@ -68,7 +74,7 @@ public final class Connection {
             guard let last else { throw PostgresError(kind: .statement, message: "empty batch") }
             return last
         }
-        let script = texts.map { $0! }.joined(separator: ";\n")
+        let script = texts.compactMap { $0 }.joined(separator: ";\n")
         let connection = try open()
         return try check(PQexec(connection, script), statement: script)
     }
@@ -168,8 +174,9 @@ public struct QueryResult: Sendable {
 
     public func column(_ name: String) -> Int? { columns.firstIndex(of: name) }
 
-    /// Rows as dictionaries, for reporting.
+    /// Rows as dictionaries, for reporting. Of two columns with one name
+    /// (`SELECT a.id, b.id`), the first is kept: a duplicate must not trap.
     public var records: [[String: String?]] {
-        rows.map { row in Dictionary(uniqueKeysWithValues: zip(columns, row)) }
+        rows.map { row in Dictionary(zip(columns, row), uniquingKeysWith: { first, _ in first }) }
     }
 }

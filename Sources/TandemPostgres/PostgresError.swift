@@ -44,6 +44,10 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
     /// True for errors that a retry of the same transaction can cure.
     public var isSerializationFailure: Bool { sqlstate == "40001" || sqlstate == "40P01" }
 
+    /// Failures that say nothing about the data and pass when retried: a
+    /// serialization failure, a deadlock, a lock not available (lock_timeout).
+    public var isTransient: Bool { isSerializationFailure || sqlstate == "55P03" }
+
     /// Whether the failure can be caused by the data of a record (a type,
     /// constraint or value error), as opposed to the statement or the server:
     /// class 42 (syntax, undefined objects, privileges) and transaction

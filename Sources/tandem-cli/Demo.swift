@@ -194,6 +194,8 @@ struct Demo {
         say("tandem.record_errors: \(try sql.execute("SELECT count(*) FROM tandem.record_errors").scalar ?? "0") open; tandem.linked_records by status:")
         try table(sql, "SELECT tab, module, status, count(*) FROM tandem.linked_records GROUP BY 1, 2, 3 ORDER BY min(link_id)")
 
+        try lifecycle(sql, engine)
+
         if follow {
             heading("Following changes (Ctrl-C to stop); edit either app with psql and watch")
             say("psql '\(Demo.displayable(conninfo))'")
@@ -205,6 +207,71 @@ struct Demo {
         }
         engine.close()
         heading("Done")
+    }
+
+    /// Deactivate, edit on both sides, reactivate with a policy (R15, R16);
+    /// change a view and re-scan (R14); remove the integration (R17).
+    func lifecycle(_ sql: Connection, _ engine: Engine) throws {
+        heading("6. Pause a tab, edit both apps, bring it back with a policy (R15, R16)")
+        let task = try sql.execute("SELECT pipeline_id, crm_id FROM tandem.links WHERE module = 'tasks' ORDER BY link_id LIMIT 1").rows.first ?? []
+        guard task.count == 2, let pipelineTask = task[0], let crmTask = task[1] else {
+            say("(no linked task in the sample: skipped)")
+            return
+        }
+        try engine.deactivate("activities")
+        say("`tandem deactivate activities`: its capture triggers are dropped, links and mirrors kept. Meanwhile, the same task is edited in the CRM app and then in the pipeline app, and a task is added on each side:")
+        try sql.execute("UPDATE crm.tasks SET subject = 'Renewal call (CRM)', priority = 'High' WHERE id = \(crmTask)::bigint")
+        try sql.execute("UPDATE pipeline.tasks SET subject = 'Renewal call (pipeline)', status = 'In Progress' WHERE id = \(pipelineTask)::bigint")
+        try sql.execute("INSERT INTO pipeline.tasks (subject, contact_id, owner_id) VALUES ('Added in the pipeline app while paused', 1, 1)")
+        let crmContact = try sql.execute("SELECT crm_id FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '1'").scalar ?? "1"
+        try sql.execute("INSERT INTO crm.tasks (subject, who_id, owner_id) VALUES ('Added in the CRM app while paused', \(crmContact)::bigint, 1)")
+        try engine.passUntilQuiet()
+        let compare: SQL = """
+            SELECT 'pipeline app' AS app, subject, status, priority FROM pipeline.tasks WHERE id = \(pipelineTask)::bigint
+            UNION ALL SELECT 'CRM app', subject, status, priority FROM crm.tasks WHERE id = \(crmTask)::bigint
+            """
+        try table(sql, compare)
+        say("Nothing synced while inactive. `tandem reactivate activities --policy crm_wins`:")
+        try engine.reactivate("activities", policy: .crmWins)
+        try engine.passUntilQuiet()
+        try table(sql, compare)
+        say("subject changed on both sides: crm_wins decided it in both apps; status and priority changed on one side each and synced. The added tasks now exist once on each side:")
+        try table(sql, """
+            SELECT subject, (SELECT count(*) FROM pipeline.tasks p WHERE p.subject = s.subject) AS in_pipeline_app,
+                   (SELECT count(*) FROM crm.tasks c WHERE c.subject = s.subject) AS in_crm_app
+              FROM (VALUES ('Added in the pipeline app while paused'), ('Added in the CRM app while paused')) s(subject)
+            """)
+        try table(sql, "SELECT field, pipeline_value, crm_value, winner, policy, reason FROM tandem.conflicts WHERE policy = 'crm_wins' ORDER BY decided_at DESC LIMIT 1")
+
+        heading("7. Change a CRM view and re-scan (R14)")
+        let outside: SQL = "SELECT count(*) FROM crm.contacts c WHERE NOT EXISTS (SELECT 1 FROM tandem.links l WHERE l.module = 'contacts' AND l.crm_id = c.id::text)"
+        say("CRM contacts not in the pipeline app (outside the view contacts_with_email): \(try sql.execute(outside).scalar ?? "?")")
+        let widened = Demo.config.replacingOccurrences(of: "\"contacts_with_email\"", with: "\"all_contacts\"")
+        let summary = try engine.editSync("contacts_companies", configuration: widened)
+        say("`tandem edit contacts_companies --config` with the view all_contacts: views changed \(summary.viewsChanged); the re-scan runs in chunks like an initial sync.")
+        try engine.passUntilQuiet()
+        say("CRM contacts not in the pipeline app now: \(try sql.execute(outside).scalar ?? "?"); records synced from the old view kept their links.")
+        try table(sql, "SELECT type, payload->'modules'->'contacts' AS contacts FROM tandem.event_history WHERE type = 'edit_sync_complete' ORDER BY event_id DESC LIMIT 1")
+
+        if follow {
+            say("(--follow: the integration is kept, so the removal of step 8 is skipped)")
+            return
+        }
+        heading("8. Remove the integration (R17)")
+        let fingerprint: SQL = """
+            SELECT (SELECT count(*) FROM pipeline.contacts) + (SELECT count(*) FROM pipeline.companies) + (SELECT count(*) FROM pipeline.tasks) AS pipeline_rows,
+                   (SELECT count(*) FROM crm.contacts) + (SELECT count(*) FROM crm.accounts) + (SELECT count(*) FROM crm.tasks) AS crm_rows,
+                   (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname IN ('pipeline', 'crm') AND t.tgname LIKE '%tandem%') AS tandem_triggers,
+                   (SELECT count(*) FROM pg_indexes WHERE schemaname IN ('pipeline', 'crm') AND indexname LIKE 'tandem%') AS tandem_indexes
+            """
+        say("Before:")
+        try table(sql, fingerprint)
+        try engine.remove(purge: false)
+        say("`tandem remove`: after:")
+        try table(sql, fingerprint)
+        say("Every app row is still there, no trigger or index of Tandem's is left on the app tables, and the history stays for reporting:")
+        try table(sql, "SELECT tab, state, linked_records, conflicts FROM tandem.tab_status ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab)")
     }
 
     func heading(_ text: String) { print("\n== \(text)\n"); fflush(nil) }

@@ -23,7 +23,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,11 +160,61 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_ms(long ms)
+/* A flag one thread raises and another waits for, at most a given time:
+ * the tests wait for what they need, never for a guessed time. */
+struct latch {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int raised;
+};
+
+static void latch_init(struct latch *l)
 {
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0) {
-    }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&l->mutex, NULL);
+    pthread_cond_init(&l->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    l->raised = 0;
+}
+
+static void latch_destroy(struct latch *l)
+{
+    pthread_cond_destroy(&l->cond);
+    pthread_mutex_destroy(&l->mutex);
+}
+
+static void latch_raise(struct latch *l)
+{
+    pthread_mutex_lock(&l->mutex);
+    l->raised = 1;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+static int latch_is_raised(struct latch *l)
+{
+    pthread_mutex_lock(&l->mutex);
+    int raised = l->raised;
+    pthread_mutex_unlock(&l->mutex);
+    return raised;
+}
+
+/* Waits until the latch is raised or `seconds` have passed; 1 if raised. */
+static int latch_wait(struct latch *l, double seconds)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)seconds;
+    deadline.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&l->mutex);
+    int rc = 0;
+    while (!l->raised && rc == 0) rc = pthread_cond_timedwait(&l->cond, &l->mutex, &deadline);
+    int raised = l->raised;
+    pthread_mutex_unlock(&l->mutex);
+    return raised;
 }
 
 /* Whether JSON text has `"key"` followed (after blanks and a colon) by `value`. */
@@ -323,6 +372,12 @@ static void test_null_handle(void)
     NULL_HANDLE(tandem_status(NULL, &s), "tandem_status");
     NULL_HANDLE(tandem_report(NULL, "runs", 0, &s), "tandem_report");
     NULL_HANDLE(tandem_errcode(NULL), "tandem_errcode");
+    NULL_HANDLE(tandem_edit_sync(NULL, "contacts_companies", NULL), "tandem_edit_sync");
+    NULL_HANDLE(tandem_deactivate(NULL, "activities"), "tandem_deactivate");
+    NULL_HANDLE(tandem_reactivate(NULL, "activities", "latest"), "tandem_reactivate");
+    NULL_HANDLE(tandem_remove(NULL, 0), "tandem_remove");
+    NULL_HANDLE(tandem_uninstall(NULL), "tandem_uninstall");
+    NULL_HANDLE(tandem_set_reconnect_timeout(NULL, 10), "tandem_set_reconnect_timeout");
 #undef NULL_HANDLE
 
     check(s == SENTINEL_STRING, "NULL handle: status/report leave *json_out untouched", "it was overwritten");
@@ -478,6 +533,14 @@ static void test_null_arguments(tandem *db)
     check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_attach(db, NULL)");
     rc = tandem_activate(db, NULL);
     check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_activate(db, NULL)");
+    rc = tandem_edit_sync(db, NULL, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_edit_sync(db, NULL tab, NULL)");
+    rc = tandem_deactivate(db, NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_deactivate(db, NULL)");
+    rc = tandem_reactivate(db, NULL, "latest");
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_reactivate(db, NULL tab, policy)");
+    rc = tandem_reactivate(db, "activities", NULL);
+    check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_reactivate(db, tab, NULL policy)");
     rc = tandem_report(db, NULL, 0, &s);
     check_rc(db, rc, TANDEM_MISUSE, "NULL argument: tandem_report(db, NULL name)");
     check(s == SENTINEL_STRING, "NULL argument: tandem_report(db, NULL name) leaves *json_out untouched", NULL);
@@ -543,6 +606,9 @@ static void test_bad_json(tandem *db)
               "invalid UTF-8: tandem_validate returns TANDEM_MISUSE or TANDEM_CONFIG");
     check_rc2(db, tandem_configure(db, "\xff\xfe"), TANDEM_MISUSE, TANDEM_CONFIG,
               "invalid UTF-8: tandem_configure returns TANDEM_MISUSE or TANDEM_CONFIG");
+    check(strcmp(tandem_errmsg(db), "config_json is not valid UTF-8") == 0,
+          "invalid UTF-8: the message is \"config_json is not valid UTF-8\" (the CLI refuses a file the same way)",
+          "message: %s", tandem_errmsg(db));
     check_rc2(db, tandem_validate(db, "{\"integration\":\"\xff\xfe\"}"), TANDEM_MISUSE, TANDEM_CONFIG,
               "invalid UTF-8 inside a JSON string: tandem_validate returns TANDEM_MISUSE or TANDEM_CONFIG");
 
@@ -609,49 +675,65 @@ static void test_report_errors(tandem *db, int bound)
 struct runner {
     tandem *db;
     int rc;
-    atomic_int done;
     double returned_at;
+    struct latch started; /* the thread is about to call tandem_run */
+    struct latch done;    /* tandem_run returned */
 };
 
 static void *run_thread(void *arg)
 {
     struct runner *r = arg;
+    latch_raise(&r->started);
     r->rc = tandem_run(r->db);
     r->returned_at = now_seconds();
-    atomic_store(&r->done, 1);
+    latch_raise(&r->done);
     return NULL;
 }
 
-/* Starts tandem_run on a thread, stops it from this one after 200 ms, and
- * expects it back with TANDEM_OK within 5 s. Returns 0 when the thread could
- * not be joined (the handle is then unusable). */
+/* Starts tandem_run on a thread, stops it from this one once the thread is
+ * running, and expects it back with TANDEM_OK within 5 s. A stop that
+ * arrives before tandem_run has begun counts (the header says so), so no
+ * guessed delay is needed; stopping a loop that is already waiting is
+ * covered by the signal-handler test. Returns 0 when the thread could not
+ * be joined (the handle is then unusable). */
 static int check_stop_from_thread(tandem *db, const char *label)
 {
-    struct runner r = { db, -1, 0, 0 };
+    struct runner r;
+    memset(&r, 0, sizeof r);
+    r.db = db;
+    r.rc = -1;
     pthread_t thread;
     char name[256];
 
+    latch_init(&r.started);
+    latch_init(&r.done);
     if (pthread_create(&thread, NULL, run_thread, &r) != 0) {
         snprintf(name, sizeof name, "%s: start a thread", label);
         check(0, name, "pthread_create failed");
+        latch_destroy(&r.started);
+        latch_destroy(&r.done);
         return 1;
     }
-    sleep_ms(200);
-    int returned_early = atomic_load(&r.done);
+    if (!latch_wait(&r.started, 5.0)) {
+        snprintf(name, sizeof name, "%s: the tandem_run thread starts within 5 s", label);
+        check(0, name, "it did not");
+    }
+    int returned_early = latch_is_raised(&r.done);
     double stop_at = now_seconds();
     int src = tandem_stop(db);
-    while (!atomic_load(&r.done) && now_seconds() - stop_at < 5.0) sleep_ms(10);
 
-    if (!atomic_load(&r.done)) {
+    if (!latch_wait(&r.done, 5.0)) {
         snprintf(name, sizeof name, "%s: tandem_run returns within 5 s of tandem_stop", label);
         check(0, name, "still running after 5 s");
         return 0;
     }
     pthread_join(thread, NULL);
+    latch_destroy(&r.started);
+    latch_destroy(&r.done);
 
     snprintf(name, sizeof name, "%s: tandem_stop returns TANDEM_OK", label);
     check(src == TANDEM_OK, name, "returned %d (%s)", src, tandem_errstr(src));
-    snprintf(name, sizeof name, "%s: tandem_run was still running when stopped", label);
+    snprintf(name, sizeof name, "%s: tandem_run had not returned before the stop", label);
     check(!returned_early, name, "tandem_run returned %d (%s) before the stop: %s", r.rc, tandem_errstr(r.rc),
           tandem_errmsg(db));
     snprintf(name, sizeof name, "%s: tandem_run returns TANDEM_OK within 5 s of tandem_stop", label);
@@ -667,7 +749,7 @@ static int check_stop_from_thread(tandem *db, const char *label)
  * returns, since the main thread is then stuck inside it. */
 static tandem *volatile signal_target;
 static volatile sig_atomic_t signal_stop_rc = -1;
-static atomic_int signal_run_done;
+static struct latch signal_run_done;
 
 static void on_alarm(int signo)
 {
@@ -678,10 +760,7 @@ static void on_alarm(int signo)
 static void *watchdog(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < 800; i++) { /* 8 s: 1 s alarm + 5 s + slack */
-        if (atomic_load(&signal_run_done)) return NULL;
-        sleep_ms(10);
-    }
+    if (latch_wait(&signal_run_done, 8.0)) return NULL; /* 8 s: 1 s alarm + 5 s + slack */
     check(0, "stop (signal handler): tandem_run returns within 5 s of tandem_stop", "still running after 7 s");
     finish();
     fflush(stdout);
@@ -697,7 +776,7 @@ static void check_stop_from_signal(tandem *db)
     sigemptyset(&sa.sa_mask);
     signal_target = db;
     signal_stop_rc = -1;
-    atomic_store(&signal_run_done, 0);
+    latch_init(&signal_run_done);
     if (sigaction(SIGALRM, &sa, &old) != 0 || pthread_create(&dog, NULL, watchdog, NULL) != 0) {
         check(0, "stop (signal handler): set up", "sigaction or pthread_create failed");
         return;
@@ -706,9 +785,10 @@ static void check_stop_from_signal(tandem *db)
     double started = now_seconds();
     int rc = tandem_run(db);
     double elapsed = now_seconds() - started;
-    atomic_store(&signal_run_done, 1);
+    latch_raise(&signal_run_done);
     alarm(0);
     pthread_join(dog, NULL);
+    latch_destroy(&signal_run_done);
     sigaction(SIGALRM, &old, NULL);
 
     check(signal_stop_rc == TANDEM_OK, "stop (signal handler): tandem_stop returns TANDEM_OK",
@@ -871,6 +951,64 @@ static int test_configured(tandem *db, const char *good)
     return 1;
 }
 
+/* The lifecycle (R14-R17) through the C ABI: the refusals, then removal
+ * while another handle follows the integration: its tandem_run returns
+ * TANDEM_REMOVED. Returns 0 when the following thread never came back. */
+static int test_lifecycle(tandem *db, const char *good)
+{
+    int rc;
+    rc = tandem_deactivate(db, "contacts_companies");
+    check_rc(db, rc, TANDEM_STATE, "tandem_deactivate(\"contacts_companies\") is refused (R15)");
+    check(strstr(tandem_errmsg(db), "R15") != NULL, "the refusal names R15", "errmsg: %s", tandem_errmsg(db));
+    rc = tandem_reactivate(db, "contacts_companies", "sometimes");
+    check_rc(db, rc, TANDEM_MISUSE, "tandem_reactivate with an unknown policy");
+    rc = tandem_reactivate(db, "contacts_companies", "crm_wins");
+    check_rc(db, rc, TANDEM_OK, "tandem_reactivate of an active tab leaves it as it is");
+    rc = tandem_set_reconnect_timeout(db, -1);
+    check_rc(db, rc, TANDEM_MISUSE, "tandem_set_reconnect_timeout(-1) is refused");
+    rc = tandem_set_reconnect_timeout(db, 30);
+    check_rc(db, rc, TANDEM_OK, "tandem_set_reconnect_timeout(30)");
+    rc = tandem_edit_sync(db, "notes", NULL);
+    check_rc(db, rc, TANDEM_STATE, "tandem_edit_sync of a tab not set up");
+    rc = tandem_edit_sync(db, "contacts_companies", "{");
+    check_rc(db, rc, TANDEM_CONFIG, "tandem_edit_sync with bad JSON");
+    rc = tandem_edit_sync(db, "contacts_companies", NULL);
+    check_rc(db, rc, TANDEM_OK, "tandem_edit_sync(NULL config) re-scans the views");
+    check_rc(db, tandem_sync(db, NULL), TANDEM_OK, "tandem_sync runs the re-scan");
+
+    tandem *follower = open_or_die(good);
+    check_rc(follower, tandem_attach(follower, "default"), TANDEM_OK, "a second handle attaches");
+    struct runner r = { follower, -1, 0, 0 };
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run_thread, &r) != 0) {
+        check(0, "lifecycle: start a following thread", "pthread_create failed");
+        tandem_close(follower);
+        return 1;
+    }
+    double removed_at = now_seconds();
+    rc = tandem_remove(db, 0);
+    check_rc(db, rc, TANDEM_OK, "tandem_remove(db, 0)");
+    while (!atomic_load(&r.done) && now_seconds() - removed_at < 10.0) sleep_ms(10);
+    if (!atomic_load(&r.done)) {
+        check(0, "a host following a removed integration returns within 10 s", "still running");
+        tandem_stop(follower);
+        while (!atomic_load(&r.done) && now_seconds() - removed_at < 20.0) sleep_ms(10);
+        if (!atomic_load(&r.done)) return 0;
+    }
+    pthread_join(thread, NULL);
+    check(r.rc == TANDEM_REMOVED, "the following host's tandem_run returns TANDEM_REMOVED", "returned %d (%s): %s",
+          r.rc, tandem_errstr(r.rc), tandem_errmsg(follower));
+    check(strcmp(tandem_errstr(TANDEM_REMOVED), "the integration was removed") == 0, "tandem_errstr(TANDEM_REMOVED)",
+          "%s", tandem_errstr(TANDEM_REMOVED));
+    tandem_close(follower);
+
+    check_rc(db, tandem_remove(db, 0), TANDEM_OK, "tandem_remove again is harmless");
+    check_rc(db, tandem_sync(db, NULL), TANDEM_REMOVED, "tandem_sync on a removed integration");
+    check_rc(db, tandem_uninstall(db), TANDEM_OK, "tandem_uninstall once no integration is in place");
+    check_rc(db, tandem_uninstall(db), TANDEM_OK, "tandem_uninstall again is harmless");
+    return 1;
+}
+
 /* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -899,6 +1037,7 @@ int main(int argc, char **argv)
         /* A tandem_run thread never came back: the handle cannot be closed. */
         return finish();
     }
+    if (!test_lifecycle(db, good)) return finish();
     tandem_close(db);
     return finish();
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import warnings
 import weakref
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from ctypes import byref, c_int, c_int64, c_void_p, string_at
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 from ._library import EVENT_FN, HANDLE, library
-from .errors import ERROR, MISUSE, OK, MisuseError, TandemError, error_for_code
+from .errors import ERROR, MISUSE, OK, STATE, MisuseError, TandemError, error_for_code
 
 Text = Union[str, bytes]
 EventCallback = Callable[[Dict[str, Any]], Any]
@@ -210,6 +211,66 @@ class Tandem:
         chunks inside :meth:`sync`, :meth:`process` or :meth:`run`."""
         self._invoke("tandem_activate", _encode(tab, "tab"))
 
+    def wait_for_initial_sync(self, tab: Text, timeout: Optional[float] = 600.0) -> int:
+        """Runs passes until ``tab`` has completed its initial sync and runs no
+        other background job (an edit sync's re-scan, a reactivation's
+        catch-up); returns the number of passes. Raises :class:`StateError`
+        when the tab is not activated, ``TimeoutError`` after ``timeout``
+        seconds (``None``: no limit)."""
+        name = tab.decode("utf-8") if isinstance(tab, bytes) else tab
+        deadline = None if timeout is None else time.monotonic() + timeout
+        passes = 0
+        while True:
+            entries = [entry for entry in self.status().get("tabs", []) if entry.get("tab") == name]
+            if not entries:
+                raise error_for_code(STATE, "tab %s is not set up in the bound integration" % name)
+            entry = entries[0]
+            if entry.get("state") not in ("initial_sync", "active"):
+                raise error_for_code(STATE, "tab %s is %s: activate (or reactivate) it first" % (name, entry.get("state")))
+            if entry.get("initial_sync_complete") and entry.get("job") is None:
+                return passes
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("the initial sync of %s is not complete after %s s (%d passes)" % (name, timeout, passes))
+            self.sync()
+            passes += 1
+
+    # -- lifecycle of tabs and of the integration (R14-R17) --------------------
+
+    def edit_sync(self, tab: Text, config: Optional[Union[Mapping[str, Any], Text]] = None) -> None:
+        """Edit sync (R14) of ``contacts_companies`` or ``pipelines_products``:
+        ``config`` is the whole new configuration, in which only that tab's CRM
+        views and field mappings may differ; ``None`` re-scans the views as
+        they are (after a view's definition changed in SQL). The re-scan runs
+        in chunks inside :meth:`sync`, :meth:`process` or :meth:`run`."""
+        text = None if config is None else _configuration_text(config)
+        self._invoke("tandem_edit_sync", _encode(tab, "tab"), text)
+
+    def deactivate(self, tab: Text) -> None:
+        """Deactivates a tab (R15): its data stop syncing at once, nothing is
+        deleted. ``contacts_companies`` cannot be deactivated."""
+        self._invoke("tandem_deactivate", _encode(tab, "tab"))
+
+    def reactivate(self, tab: Text, policy: Text) -> None:
+        """Reactivates an inactive tab (R16); ``policy`` (``latest``,
+        ``crm_wins``, ``pipeline_wins`` or ``skip``) decides records changed on
+        both sides while it was inactive."""
+        self._invoke("tandem_reactivate", _encode(tab, "tab"), _encode(policy, "policy"))
+
+    def remove(self, purge: bool = False) -> None:
+        """Removes the bound integration (R17): all of its sync stops, Tandem's
+        triggers and indexes leave the app tables, no app data is deleted. The
+        history stays for reporting unless ``purge``. Harmless when repeated."""
+        self._invoke("tandem_remove", 1 if purge else 0)
+
+    def set_reconnect_timeout(self, seconds: float) -> None:
+        """How long :meth:`run` keeps restoring a lost connection before it
+        raises :class:`ConnectError` (default 300 s; 0: never reconnect)."""
+        self._invoke("tandem_set_reconnect_timeout", float(seconds))
+
+    def uninstall(self) -> None:
+        """Drops the ``tandem`` schema; refused while an integration is in place."""
+        self._invoke("tandem_uninstall")
+
     def sync(self) -> int:
         """Runs one sync pass; returns the number of records written."""
         changes = c_int64(0)
@@ -221,7 +282,7 @@ class Tandem:
         handle: do not close it."""
         lib = library()
         with self._using() as handle:
-            descriptor = lib.tandem_socket(handle)
+            descriptor = int(lib.tandem_socket(handle))
             if descriptor >= 0:
                 return descriptor
             rc = lib.tandem_errcode(handle)
@@ -355,7 +416,8 @@ class Tandem:
             self._invoke("tandem_status", byref(out))
         finally:
             text = _take_string(out)
-        return json.loads(text or "null")
+        status: Dict[str, Any] = json.loads(text or "null")
+        return status
 
     def report(self, name: Text, limit: int = 100) -> List[Dict[str, Any]]:
         """Rows of one reporting view: "tab_status", "pending_changes",
@@ -369,7 +431,8 @@ class Tandem:
             self._invoke("tandem_report", _encode(name, "report"), limit, byref(out))
         finally:
             text = _take_string(out)
-        return json.loads(text or "null")
+        rows: List[Dict[str, Any]] = json.loads(text or "null")
+        return rows
 
 
 def _trampoline(owner: "weakref.ReferenceType[Tandem]") -> Callable[[Any, Optional[bytes]], None]:

@@ -7,12 +7,14 @@ the library is not built yet. Where it is looked up, in order:
 1. ``TANDEM_LIBRARY``: the path of the shared library. When set it is the
    only place tried, so a typo is reported instead of silently loading
    another build.
-2. A SwiftPM build folder, walking up from this package's directory and
+2. The library inside this package (``tandem/_lib/libTandem.so.0``), which
+   a wheel made by ``make wheel`` carries.
+3. A SwiftPM build folder, walking up from this package's directory and
    then from the current directory: ``.build/release``, ``.build/debug``
    and ``.build/<triple>/release|debug``. When one ``.build`` holds several
    builds, the most recently built file wins (a stale release build must
    not shadow the debug build being worked on).
-3. The dynamic loader's search path (``make install``, ``LD_LIBRARY_PATH``):
+4. The dynamic loader's search path (``make install``, ``LD_LIBRARY_PATH``):
    ``ctypes.util.find_library("Tandem")``, then ``libTandem.so`` by name.
 
 Every symbol of include/tandem.h gets its ``argtypes`` and ``restype`` here
@@ -27,7 +29,7 @@ import glob
 import os
 import sys
 import threading
-from ctypes import POINTER, c_char_p, c_int, c_int64, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_int, c_int64, c_void_p
 from typing import List, Optional
 
 from .errors import TandemLibraryNotFound
@@ -72,6 +74,12 @@ PROTOTYPES = {
     "tandem_configure": (c_int, [HANDLE, c_char_p]),
     "tandem_attach": (c_int, [HANDLE, c_char_p]),
     "tandem_activate": (c_int, [HANDLE, c_char_p]),
+    "tandem_edit_sync": (c_int, [HANDLE, c_char_p, c_char_p]),
+    "tandem_deactivate": (c_int, [HANDLE, c_char_p]),
+    "tandem_reactivate": (c_int, [HANDLE, c_char_p, c_char_p]),
+    "tandem_remove": (c_int, [HANDLE, c_int]),
+    "tandem_uninstall": (c_int, [HANDLE]),
+    "tandem_set_reconnect_timeout": (c_int, [HANDLE, c_double]),
     "tandem_sync": (c_int, [HANDLE, POINTER(c_int64)]),
     "tandem_socket": (c_int, [HANDLE]),
     "tandem_process": (c_int, [HANDLE]),
@@ -185,6 +193,11 @@ def _find_and_load() -> "tuple[ctypes.CDLL, str]":
                     ENVIRONMENT_VARIABLE, configured, ENVIRONMENT_VARIABLE, LIBRARY_FILE))
         return _load(configured), os.path.abspath(configured)
     searched.append("%s (not set)" % ENVIRONMENT_VARIABLE)
+
+    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", LIBRARY_FILE + ".0")
+    if os.path.isfile(bundled):
+        return _load(bundled), bundled
+    searched.append(bundled)
 
     built = _search_build_folders(searched)
     if built:

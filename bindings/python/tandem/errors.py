@@ -21,6 +21,7 @@ CONNECT = 6
 BUSY = 7
 STATE = 8
 NOTFOUND = 9
+REMOVED = 10
 
 
 class TandemLibraryNotFound(OSError):
@@ -91,6 +92,10 @@ class NotFoundError(TandemError):
     """No such integration, tab or report."""
 
 
+class RemovedError(TandemError):
+    """The integration was removed (R17): stop following it."""
+
+
 #: Result code -> exception class. Codes missing here raise TandemError.
 EXCEPTION_BY_CODE: Dict[int, Type[TandemError]] = {
     ERROR: TandemError,
@@ -102,6 +107,7 @@ EXCEPTION_BY_CODE: Dict[int, Type[TandemError]] = {
     BUSY: BusyError,
     STATE: StateError,
     NOTFOUND: NotFoundError,
+    REMOVED: RemovedError,
 }
 
 
