@@ -38,8 +38,9 @@ extension ModuleCompiler {
         // pipeline app, 'x' conflict left alone) and whether it was a conflict.
         var middle: [SQL] = ["s.*"]
         var dirty: [SQL] = []
-        // The field records were matched on (B3): on the first sync of a
-        // matched pair, spellings that differ only in case and spacing are the
+        // The field records were matched on (B3): until it was first synced
+        // (no mirror on either side: a pair just matched, or matched and then
+        // deferred), spellings that differ only in case and spacing are the
         // same value, and each side keeps its own (no conflict is invented).
         let matchField = module.match.flatMap { rule in
             fields.first { module.fields[$0].pipeline.name == rule.pipeline.name && module.fields[$0].crm.name == rule.crm.name }
@@ -52,7 +53,7 @@ extension ModuleCompiler {
             var differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
             if field == matchField {
                 differ = """
-                    (\(p) IS DISTINCT FROM \(c) AND NOT (s.origin = 'matched'\
+                    (\(p) IS DISTINCT FROM \(c) AND NOT (s.bp_f\(raw: f) IS NULL AND s.bc_f\(raw: f) IS NULL\
                      AND \(Self.normalized("(\(p) #>> '{}')")) = \(Self.normalized("(\(c) #>> '{}')"))))
                     """
             }

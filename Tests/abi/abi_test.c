@@ -978,24 +978,31 @@ static int test_lifecycle(tandem *db, const char *good)
 
     tandem *follower = open_or_die(good);
     check_rc(follower, tandem_attach(follower, "default"), TANDEM_OK, "a second handle attaches");
-    struct runner r = { follower, -1, 0, 0 };
+    struct runner r;
+    memset(&r, 0, sizeof r);
+    r.db = follower;
+    r.rc = -1;
+    latch_init(&r.started);
+    latch_init(&r.done);
     pthread_t thread;
     if (pthread_create(&thread, NULL, run_thread, &r) != 0) {
         check(0, "lifecycle: start a following thread", "pthread_create failed");
+        latch_destroy(&r.started);
+        latch_destroy(&r.done);
         tandem_close(follower);
         return 1;
     }
-    double removed_at = now_seconds();
+    latch_wait(&r.started, 10.0);
     rc = tandem_remove(db, 0);
     check_rc(db, rc, TANDEM_OK, "tandem_remove(db, 0)");
-    while (!atomic_load(&r.done) && now_seconds() - removed_at < 10.0) sleep_ms(10);
-    if (!atomic_load(&r.done)) {
+    if (!latch_wait(&r.done, 10.0)) {
         check(0, "a host following a removed integration returns within 10 s", "still running");
         tandem_stop(follower);
-        while (!atomic_load(&r.done) && now_seconds() - removed_at < 20.0) sleep_ms(10);
-        if (!atomic_load(&r.done)) return 0;
+        if (!latch_wait(&r.done, 10.0)) return 0;
     }
     pthread_join(thread, NULL);
+    latch_destroy(&r.started);
+    latch_destroy(&r.done);
     check(r.rc == TANDEM_REMOVED, "the following host's tandem_run returns TANDEM_REMOVED", "returned %d (%s): %s",
           r.rc, tandem_errstr(r.rc), tandem_errmsg(follower));
     check(strcmp(tandem_errstr(TANDEM_REMOVED), "the integration was removed") == 0, "tandem_errstr(TANDEM_REMOVED)",
