@@ -117,6 +117,7 @@ extension Engine {
             } catch let error where Self.isConnectionLoss(error) && reconnectTimeout > 0 {
                 guard try restoreConnection(after: error) else { return }
             } catch let error where Self.isTransient(error) {
+                log(.warning, "a transient failure (SQLSTATE \((error as? TandemError)?.sqlstate ?? "")) rolled the pass back; retrying in \(Int(transientDelay * 1000)) ms")
                 emit([Self.json(["type": "transient_error", "integration": bound?.integration.name ?? "",
                                  "sqlstate": (error as? TandemError)?.sqlstate ?? "", "message": Self.message(of: error),
                                  "retry_in_ms": Int(transientDelay * 1000)])])
