@@ -56,5 +56,10 @@ install: release
 		tandem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tandem.pc
 	@echo "installed to $(PREFIX): cc host.c \$$(pkg-config --cflags --libs tandem)"
 
+# The Python package with libTandem inside (the release build: the Swift
+# runtime is linked in), as dist/tandem_crm_sync-VERSION-py3-none-linux_ARCH.whl.
+wheel: release
+	@scripts/wheel
+
 clean:
 	rm -rf .build

@@ -146,7 +146,10 @@ int tandem_install(tandem *db);
 
 /** Validates a configuration (JSON, see README "Configuration") against the
  *  live catalog without storing it. Every problem is named in one message.
- *  Returns TANDEM_CONFIG or TANDEM_PERMISSION when invalid. */
+ *  Returns TANDEM_CONFIG or TANDEM_PERMISSION when invalid, TANDEM_CONFIG
+ *  also for a configuration over 4 MiB of JSON or with more than 10,000
+ *  entries in one module's "fields", and TANDEM_MISUSE for text that is not
+ *  UTF-8. Takes time linear in the size of the configuration. */
 int tandem_validate(tandem *db, const char *config_json);
 
 /** Validates and stores a configuration, and binds the handle to its

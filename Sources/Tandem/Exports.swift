@@ -87,7 +87,7 @@ private func text(_ pointer: UnsafePointer<CChar>?) -> String? {
 /// Checks a string argument; on failure the handle's error says which.
 private func argument(_ pointer: UnsafePointer<CChar>?, _ name: String, on handle: Handle) throws -> String {
     guard let pointer else { throw TandemError(.misuse, "\(name) is NULL") }
-    guard let value = String(validatingCString: pointer) else { throw TandemError(.misuse, "\(name) is not valid UTF-8") }
+    guard let value = String(validatingCString: pointer) else { throw TandemError.notUTF8(name) }
     return value
 }
 

@@ -72,8 +72,23 @@ public struct Configuration: Sendable, Equatable {
 
     public func app(_ side: Side) -> App { side == .pipeline ? pipeline : crm }
 
+    /// The largest configuration accepted, in bytes of JSON: 4 MiB. The
+    /// reference defaults are about 10 KB, and a table has at most 1,600
+    /// columns, so this leaves room for any real mapping while a runaway
+    /// file is refused before it is parsed.
+    public static let maximumBytes = 4 * 1024 * 1024
+
+    /// The most entries one module's `fields` may hold: field entries plus
+    /// the value pairs under their `values`.
+    public static let maximumEntriesPerModule = 10_000
+
     /// Parses the JSON text. Every problem is named in the one error thrown.
+    /// Parsing and validation take time linear in the size of the text.
     public static func parse(_ text: String) throws -> Configuration {
+        let size = text.utf8.count
+        if size > maximumBytes {
+            throw TandemError(.config, "configuration is \(size) bytes of JSON; at most \(maximumBytes) bytes (4 MiB) are accepted (see README, Configuration)")
+        }
         guard let data = text.data(using: .utf8), !text.isEmpty else {
             throw TandemError(.config, "configuration is empty: expected a JSON object")
         }
@@ -285,6 +300,12 @@ struct JSONReader {
                 problems.append("\(path).fields: \(defaults.tab.rawValue) is mapped by the system and takes no field mapping (R9)")
                 return entry
             }
+            let valuePairs = list.reduce(0) { count, item in count + Self.valuePairCount(item) }
+            if list.count + valuePairs > Configuration.maximumEntriesPerModule {
+                problems.append("\(path).fields has \(list.count + valuePairs) entries (\(list.count) fields, \(valuePairs) value pairs); a module takes at most \(Configuration.maximumEntriesPerModule) (see README, Configuration)")
+                return entry
+            }
+            var fields = FieldList(entry.fields)
             for (index, item) in list.enumerated() {
                 let itemPath = "\(path).fields[\(index)]"
                 guard let field = self.object(item, at: itemPath) else { continue }
@@ -300,36 +321,89 @@ struct JSONReader {
                 case (nil, nil):
                     problems.append("\(itemPath) names neither a pipeline nor a crm column")
                 case (let column?, nil):
-                    entry.fields.removeAll { $0.pipeline == column }
+                    fields.remove(.pipeline, column)
                 case (nil, let column?):
-                    entry.fields.removeAll { $0.crm == column }
+                    fields.remove(.crm, column)
                 case (let pipelineColumn?, let crmColumn?):
-                    let previous = entry.fields.first { $0.pipeline == pipelineColumn && $0.crm == crmColumn }
+                    let previous = fields.first(pipeline: pipelineColumn, crm: crmColumn)
                     var valueMap = previous?.valueMap
                     if let values = field["values"] {
                         if valueMap == nil {
                             problems.append("\(itemPath).values: \(pipelineColumn) <-> \(crmColumn) has no value map to change")
                         } else if var changed = valueMap, let maps = self.object(values, at: "\(itemPath).values") {
                             rejectUnknownKeys(maps, allowed: ["to_crm", "to_pipeline"], at: "\(itemPath).values")
-                            for (direction, keyPath) in [("to_crm", \ReferenceDefaults.ValueMapDefault.toCRM), ("to_pipeline", \ReferenceDefaults.ValueMapDefault.toPipeline)] {
+                            for (direction, keyPath) in [("to_crm", \ReferenceDefaults.ValueMapDefault.toCRM),
+                                                         ("to_pipeline", \ReferenceDefaults.ValueMapDefault.toPipeline)] {
                                 guard let contexts = self.object(maps[direction], at: "\(itemPath).values.\(direction)") else { continue }
                                 for (context, pairs) in contexts {
                                     guard let pairs = pairs as? [String: String] else {
                                         problems.append("\(itemPath).values.\(direction).\(context) must map values to values (strings)")
                                         continue
                                     }
-                                    for (from, to) in pairs { changed[keyPath: keyPath][context, default: [:]][from] = to }
+                                    changed[keyPath: keyPath][context, default: [:]].merge(pairs) { _, new in new }
                                 }
                             }
                             valueMap = changed
                         }
                     }
-                    entry.fields.removeAll { $0.pipeline == pipelineColumn || $0.crm == crmColumn }
-                    entry.fields.append(.init(pipeline: pipelineColumn, crm: crmColumn, lookup: lookup, owner: owner,
-                                              valueMap: valueMap, parent: nil, name: previous?.name))
+                    fields.remove(.pipeline, pipelineColumn)
+                    fields.remove(.crm, crmColumn)
+                    fields.append(.init(pipeline: pipelineColumn, crm: crmColumn, lookup: lookup, owner: owner,
+                                        valueMap: valueMap, parent: nil, name: previous?.name))
                 }
             }
+            entry.fields = fields.entries
         }
         return entry
+    }
+
+    /// How many value pairs a `fields` entry brings under `values` (0 when
+    /// it has none or they are not shaped as expected: that is reported later).
+    static func valuePairCount(_ item: Any) -> Int {
+        guard let field = item as? [String: Any], let maps = field["values"] as? [String: Any] else { return 0 }
+        var count = 0
+        for direction in ["to_crm", "to_pipeline"] {
+            guard let contexts = maps[direction] as? [String: Any] else { continue }
+            for case let pairs as [String: Any] in contexts.values { count += pairs.count }
+        }
+        return count
+    }
+}
+
+/// A module's field entries while overrides replace them by column: every
+/// lookup and removal by column costs the same however many entries there
+/// are, so applying n overrides is linear in n (issue 8), and the order of
+/// the entries that remain is kept.
+struct FieldList {
+    private var slots: [Configuration.FieldEntry?] = []
+    /// The slots holding each column, in slot order; slots removed since
+    /// are skipped when read.
+    private var pipelineSlots: [String: [Int]] = [:]
+    private var crmSlots: [String: [Int]] = [:]
+
+    init(_ entries: [Configuration.FieldEntry]) {
+        for entry in entries { append(entry) }
+    }
+
+    var entries: [Configuration.FieldEntry] { slots.compactMap { $0 } }
+
+    mutating func append(_ entry: Configuration.FieldEntry) {
+        pipelineSlots[entry.pipeline, default: []].append(slots.count)
+        crmSlots[entry.crm, default: []].append(slots.count)
+        slots.append(entry)
+    }
+
+    /// Removes every entry that maps `column` on `side`.
+    mutating func remove(_ side: Side, _ column: String) {
+        let held = side == .pipeline ? pipelineSlots.removeValue(forKey: column) : crmSlots.removeValue(forKey: column)
+        for slot in held ?? [] { slots[slot] = nil }
+    }
+
+    /// The first entry mapping exactly these two columns.
+    func first(pipeline: String, crm: String) -> Configuration.FieldEntry? {
+        for slot in pipelineSlots[pipeline] ?? [] {
+            if let entry = slots[slot], entry.crm == crm { return entry }
+        }
+        return nil
     }
 }

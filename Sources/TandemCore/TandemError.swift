@@ -88,5 +88,11 @@ public struct TandemError: Error, CustomStringConvertible, Sendable, Equatable {
         self.init(code, ([summary] + problems.map { "  - " + $0 }).joined(separator: "\n"), sqlstate: sqlstate, extended: extended)
     }
 
+    /// A text argument that is not UTF-8: the C ABI and the CLI refuse it
+    /// with this same error, rather than replacing the bad bytes.
+    public static func notUTF8(_ argument: String) -> TandemError {
+        TandemError(.misuse, "\(argument) is not valid UTF-8")
+    }
+
     public var description: String { message }
 }

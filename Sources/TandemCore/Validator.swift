@@ -274,8 +274,9 @@ public struct Validator {
             }
             fields.append(field)
         }
+        let fieldNames = Set(fields.map(\.name))
         for field in fields {
-            if case .mapped(let map) = field.kind, !fields.contains(where: { $0.name == map.contextField }) {
+            if case .mapped(let map) = field.kind, !fieldNames.contains(map.contextField) {
                 problems.append("\(what) field \(field.name): its value map depends on field \(map.contextField), which is not mapped")
             }
         }

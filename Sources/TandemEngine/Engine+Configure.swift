@@ -240,46 +240,78 @@ extension Engine {
             INSERT INTO tandem.sync_cursors (integration_id, snapshot)
             VALUES (\(id), pg_current_snapshot()) ON CONFLICT DO NOTHING
             """)
-        for tab in integration.tabs {
-            try connection.execute("INSERT INTO tandem.tabs (integration_id, tab) VALUES (\(id), \(tab.rawValue)) ON CONFLICT DO NOTHING")
+        // One statement per table, whatever the size of the configuration:
+        // the rows travel as one JSON array each (issue 8).
+        try connection.execute("""
+            INSERT INTO tandem.tabs (integration_id, tab)
+            SELECT \(id), r.tab FROM jsonb_to_recordset(\(try Self.rows(integration.tabs.map { ["tab": $0.rawValue] }))::jsonb) AS r(tab text)
+            ON CONFLICT DO NOTHING
+            """)
+        let modules: [[String: Any]] = integration.modules.map { module in
+            [
+                "module": module.name, "tab": module.tab.rawValue, "position": module.position,
+                "pipeline_table": quoted(module.pipeline.table), "pipeline_key": module.pipeline.key.name,
+                "crm_table": quoted(module.crm.table), "crm_key": module.crm.key.name,
+                "crm_view": module.crm.view.map(quoted) ?? NSNull(),
+            ]
         }
-        let names = integration.modules.map(\.name)
-        try connection.execute("DELETE FROM tandem.module_pairs WHERE integration_id = \(id) AND NOT (module = ANY (string_to_array(\(names.joined(separator: ",")), ',')))")
+        try connection.execute("""
+            DELETE FROM tandem.module_pairs m
+             WHERE m.integration_id = \(id)
+               AND m.module NOT IN (SELECT r.module FROM jsonb_to_recordset(\(try Self.rows(modules))::jsonb) AS r(module text))
+            """)
+        try connection.execute("""
+            INSERT INTO tandem.module_pairs (integration_id, module, tab, position, pipeline_table, pipeline_key, crm_table, crm_key, crm_view)
+            SELECT \(id), r.module, r.tab, r.position, r.pipeline_table::regclass, r.pipeline_key,
+                   r.crm_table::regclass, r.crm_key, r.crm_view::regclass
+              FROM jsonb_to_recordset(\(try Self.rows(modules))::jsonb)
+                   AS r(module text, tab text, position int, pipeline_table text, pipeline_key text,
+                        crm_table text, crm_key text, crm_view text)
+            ON CONFLICT (integration_id, module) DO UPDATE
+               SET tab = EXCLUDED.tab, position = EXCLUDED.position,
+                   pipeline_table = EXCLUDED.pipeline_table, pipeline_key = EXCLUDED.pipeline_key,
+                   crm_table = EXCLUDED.crm_table, crm_key = EXCLUDED.crm_key, crm_view = EXCLUDED.crm_view
+            """)
+        var fields: [[String: Any]] = []
+        var values: [[String: Any]] = []
         for module in integration.modules {
-            let view: String? = module.crm.view.map { SQL.quote(identifier: $0.schema) + "." + SQL.quote(identifier: $0.name) }
-            try connection.execute("""
-                INSERT INTO tandem.module_pairs (integration_id, module, tab, position, pipeline_table, pipeline_key, crm_table, crm_key, crm_view)
-                VALUES (\(id), \(module.name), \(module.tab.rawValue), \(module.position),
-                        \(quoted(module.pipeline.table))::regclass, \(module.pipeline.key.name),
-                        \(quoted(module.crm.table))::regclass, \(module.crm.key.name), \(view)::regclass)
-                ON CONFLICT (integration_id, module) DO UPDATE
-                   SET tab = EXCLUDED.tab, position = EXCLUDED.position,
-                       pipeline_table = EXCLUDED.pipeline_table, pipeline_key = EXCLUDED.pipeline_key,
-                       crm_table = EXCLUDED.crm_table, crm_key = EXCLUDED.crm_key, crm_view = EXCLUDED.crm_view
-                """)
-            try connection.execute("DELETE FROM tandem.field_mappings WHERE integration_id = \(id) AND module = \(module.name)")
-            try connection.execute("DELETE FROM tandem.value_maps WHERE integration_id = \(id) AND module = \(module.name)")
             for field in module.fields {
+                fields.append([
+                    "module": module.name, "field": field.name, "pipeline_column": field.pipeline.name,
+                    "crm_column": field.crm.name, "kind": field.kindName, "lookup_module": field.lookupModule ?? NSNull(),
+                ])
                 guard case .mapped(let map) = field.kind else { continue }
                 for (direction, contexts) in [("to_crm", map.toCRM), ("to_pipeline", map.toPipeline)] {
                     for (context, pairs) in contexts {
                         for (source, target) in pairs {
-                            try connection.execute("""
-                                INSERT INTO tandem.value_maps (integration_id, module, field, direction, context, source_value, target_value)
-                                VALUES (\(id), \(module.name), \(field.name), \(direction), \(context), \(source), \(target))
-                                """)
+                            values.append(["module": module.name, "field": field.name, "direction": direction,
+                                           "context": context, "source_value": source, "target_value": target])
                         }
                     }
                 }
             }
-            for field in module.fields {
-                try connection.execute("""
-                    INSERT INTO tandem.field_mappings (integration_id, module, field, pipeline_column, crm_column, kind, lookup_module)
-                    VALUES (\(id), \(module.name), \(field.name), \(field.pipeline.name), \(field.crm.name), \(field.kindName), \(field.lookupModule))
-                    """)
-            }
         }
+        try connection.execute("DELETE FROM tandem.field_mappings WHERE integration_id = \(id)")
+        try connection.execute("DELETE FROM tandem.value_maps WHERE integration_id = \(id)")
+        try connection.execute("""
+            INSERT INTO tandem.field_mappings (integration_id, module, field, pipeline_column, crm_column, kind, lookup_module)
+            SELECT \(id), r.module, r.field, r.pipeline_column, r.crm_column, r.kind, r.lookup_module
+              FROM jsonb_to_recordset(\(try Self.rows(fields))::jsonb)
+                   AS r(module text, field text, pipeline_column text, crm_column text, kind text, lookup_module text)
+            """)
+        try connection.execute("""
+            INSERT INTO tandem.value_maps (integration_id, module, field, direction, context, source_value, target_value)
+            SELECT \(id), r.module, r.field, r.direction, r.context, r.source_value, r.target_value
+              FROM jsonb_to_recordset(\(try Self.rows(values))::jsonb)
+                   AS r(module text, field text, direction text, context text, source_value text, target_value text)
+            """)
         return id
+    }
+
+    /// Rows as the text of a JSON array of objects, one bind parameter.
+    static func rows(_ rows: [[String: Any]]) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: rows)
+        return String(decoding: data, as: UTF8.self)
     }
 
     func quoted(_ table: TableName) -> String {

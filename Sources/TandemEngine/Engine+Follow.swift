@@ -99,7 +99,7 @@ extension Engine {
         while true {
             if stopSignal.drain() { return }
             do {
-                try processArrived()
+                _ = try processArrived()
                 transientDelay = 0.1
                 let timeout = try waitMilliseconds()
                 var descriptors = [

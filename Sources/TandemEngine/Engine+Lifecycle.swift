@@ -253,8 +253,16 @@ extension Engine {
     /// with TANDEM_REMOVED. Nothing in either app is deleted. The history
     /// (links, conflicts, runs, events) stays for reporting unless `purge`.
     /// A second call is harmless. Returns false when it was removed already.
+    /// A match index the tables' owner created (README "Roles") cannot be
+    /// dropped by Tandem's role: `leftForOwner` gets the statements for the
+    /// owner to run, and so does the `integration_removed` event.
     @discardableResult
     public func remove(purge: Bool) throws -> Bool {
+        try remove(purge: purge, leftForOwner: nil)
+    }
+
+    @discardableResult
+    public func remove(purge: Bool, leftForOwner: UnsafeMutablePointer<[String]>?) throws -> Bool {
         guard let bound else {
             throw TandemError(.state, "no integration is bound to this handle: attach to the integration to remove", extended: ExtendedCode.stateNotBound)
         }
@@ -280,9 +288,11 @@ extension Engine {
                     try connection.execute("DELETE FROM tandem.waiting_records WHERE integration_id = \(bound.id)")
                 }
                 try connection.execute("SELECT tandem._reconcile_capture()")
-                try connection.execute("SELECT tandem._drop_unused_match_indexes()")
-                if first {
-                    try recordEvent(bound, type: "integration_removed", tab: nil, ["purged": purge], into: &events)
+                let forOwner = try connection.execute("SELECT s FROM tandem._drop_unused_match_indexes() s").rows.compactMap { $0[0] }
+                leftForOwner?.pointee = forOwner
+                if first || !forOwner.isEmpty {
+                    try recordEvent(bound, type: "integration_removed", tab: nil,
+                                    ["purged": purge, "owner_must_run": forOwner], into: &events)
                 }
                 if purge {
                     try connection.execute("DELETE FROM tandem.integrations WHERE integration_id = \(bound.id)")
@@ -319,7 +329,10 @@ extension Engine {
                 }
                 // Nothing of Tandem's may stay on the app tables.
                 try connection.execute("SELECT tandem._reconcile_capture()")
-                try connection.execute("SELECT tandem._drop_unused_match_indexes()")
+                let forOwner = try connection.execute("SELECT s FROM tandem._drop_unused_match_indexes() s").rows.compactMap { $0[0] }
+                if !forOwner.isEmpty {
+                    throw TandemError(.permission, "match indexes created by the tables' owner are still on the app tables; as their owner, run:\n\(forOwner.joined(separator: "\n"))\nthen uninstall again", sqlstate: "42501")
+                }
                 try connection.execute("DROP SCHEMA tandem CASCADE")
                 try connection.execute("COMMIT")
                 bound = nil

@@ -71,7 +71,10 @@ func conninfo(_ arguments: Arguments) throws -> String {
 func readConfig(_ arguments: Arguments) throws -> String {
     guard let path = arguments.options["config"] else { throw TandemError(.misuse, "--config FILE is required") }
     guard let data = FileManager.default.contents(atPath: path) else { throw TandemError(.config, "cannot read configuration file \(path)") }
-    return String(decoding: data, as: UTF8.self)
+    // The C ABI refuses text that is not UTF-8 (TANDEM_MISUSE); so does the
+    // CLI, with the same message, instead of replacing the bad bytes.
+    guard let text = String(data: data, encoding: .utf8) else { throw TandemError.notUTF8("config_json") }
+    return text
 }
 
 func attached(_ arguments: Arguments) throws -> Engine {
@@ -94,11 +97,13 @@ func main() -> Int32 {
             try Engine(conninfo: try conninfo(arguments)).install()
             print("tandem schema installed")
         case "validate":
-            let (integration, _) = try Engine(conninfo: try conninfo(arguments)).validate(try readConfig(arguments))
+            let config = try readConfig(arguments)
+            let (integration, _) = try Engine(conninfo: try conninfo(arguments)).validate(config)
             print("configuration is valid: integration '\(integration.name)', tabs \(integration.tabs.map(\.rawValue).joined(separator: ", "))")
         case "configure":
+            let config = try readConfig(arguments)
             let engine = try Engine(conninfo: try conninfo(arguments))
-            try engine.configure(try readConfig(arguments))
+            try engine.configure(config)
             print("configured integration '\(engine.integration?.name ?? "")'")
         case "activate":
             guard let tab = arguments.positional.first else { throw TandemError(.misuse, "activate needs a TAB") }
@@ -149,9 +154,13 @@ func main() -> Int32 {
                 return 0
             }
             let name = engine.integration?.name ?? ""
-            print(try engine.remove(purge: purge)
+            var leftForOwner: [String] = []
+            print(try engine.remove(purge: purge, leftForOwner: &leftForOwner)
                   ? "removed integration '\(name)': nothing syncs, Tandem's triggers and indexes are gone from the app tables, no app data was deleted\(purge ? "; its history was purged" : "; its history stays in the tandem schema")"
                   : "integration '\(name)' was removed already")
+            if !leftForOwner.isEmpty {
+                print("the match indexes the tables' owner created stay until the owner runs:\n" + leftForOwner.joined(separator: "\n"))
+            }
         case "uninstall":
             try Engine(conninfo: try conninfo(arguments)).uninstall()
             print("the tandem schema is gone from this database")

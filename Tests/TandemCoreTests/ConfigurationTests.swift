@@ -157,3 +157,101 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertFalse(error.description.contains("hunter2"))
     }
 }
+
+/// Issue 8: validation is linear in the size of the configuration, and a
+/// configuration over the documented size is refused. No database.
+final class ConfigurationSizeTests: XCTestCase {
+    /// The reference-shaped catalog with `extra` more text columns on both
+    /// sides of companies and of contacts (x0, x1, ...).
+    static func catalog(extra: Int) -> Catalog {
+        var catalog = ConfigurationTests.catalog()
+        let columns = (0..<extra).map { ConfigurationTests.column("x\($0)") }
+        for (schema, table) in [("pipeline", "companies"), ("crm", "accounts"), ("pipeline", "contacts"), ("crm", "contacts")] {
+            let name = TableName(schema: schema, name: table)
+            var relation = catalog.relations[name]!.columns
+            for column in columns { relation[column.name] = column }
+            catalog.relations[name] = Catalog.Relation(kind: "r", columns: relation)
+        }
+        return catalog
+    }
+
+    /// A configuration with `entries` field entries, half on companies and
+    /// half on contacts, each mapping x<i> to x<i>.
+    static func configuration(entries: Int) -> String {
+        func fields(_ range: Range<Int>) -> String {
+            range.map { #"{"pipeline":"x\#($0)","crm":"x\#($0)"}"# }.joined(separator: ",")
+        }
+        let half = entries / 2
+        return #"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"modules":{"#
+            + #""companies":{"fields":[\#(fields(0..<half))]},"contacts":{"fields":[\#(fields(0..<(entries - half)))]}}}"#
+    }
+
+    /// CPU seconds of this thread: other work on a busy machine does not
+    /// count, as it would in wall-clock time.
+    static func threadCPUSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    /// Parses and validates; the best of three runs, in CPU seconds.
+    func secondsToValidate(entries: Int) throws -> Double {
+        let json = Self.configuration(entries: entries)
+        let catalog = Self.catalog(extra: entries)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let started = Self.threadCPUSeconds()
+            let integration = try Validator.validate(try Configuration.parse(json), against: catalog)
+            best = min(best, Self.threadCPUSeconds() - started)
+            XCTAssertEqual(integration.modules.map(\.fields.count).reduce(0, +) >= entries, true)
+        }
+        return best
+    }
+
+    func testValidationTimeGrowsLinearlyWithTheNumberOfFieldEntries() throws {
+        let small = try secondsToValidate(entries: 1_000)
+        let large = try secondsToValidate(entries: 16_000)
+        // 16 times the entries: a linear validator takes about 16 times as
+        // long; a quadratic one about 256 times. The bound is generous for a
+        // shared machine, and the small run's fixed costs only lower the ratio.
+        print("validation: 1,000 entries \(small) s, 16,000 entries \(large) s, ratio \(large / max(small, 0.000_5))")
+        XCTAssertLessThan(large / max(small, 0.000_5), 40,
+                          "1,000 entries: \(small) s, 16,000 entries: \(large) s")
+    }
+
+    func testAConfigurationOverTheDocumentedSizeIsRefusedWithTheLimitNamed() throws {
+        // 10 MB of JSON (the size that never finished in issue 8): refused before parsing.
+        let padding = String(repeating: "x", count: 10 * 1024 * 1024)
+        let started = Date()
+        XCTAssertThrowsError(try Configuration.parse(#"{"integration":"\#(padding)"}"#)) { error in
+            let error = error as! TandemError
+            XCTAssertEqual(error.code, .config)
+            XCTAssertTrue(error.message.contains("at most 4194304 bytes (4 MiB) are accepted"), error.message)
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "refused without parsing")
+
+        // Just over the entries a module takes, well under 4 MiB: refused, and named.
+        let json = ConfigurationSizeTests.configuration(entries: 2 * (Configuration.maximumEntriesPerModule + 1))
+        XCTAssertLessThan(json.utf8.count, Configuration.maximumBytes)
+        XCTAssertThrowsError(try Configuration.parse(json)) { error in
+            let error = error as! TandemError
+            XCTAssertEqual(error.code, .config)
+            XCTAssertTrue(error.message.contains("configuration.modules.contacts.fields has 10001 entries (10001 fields, 0 value pairs); a module takes at most 10000"),
+                          error.message)
+        }
+        // Value pairs count towards the same limit.
+        let pairs = (0..<Configuration.maximumEntriesPerModule).map { #""s\#($0)":"Qualification""# }.joined(separator: ",")
+        let stages = #"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"tabs":{"contacts_companies":{},"pipelines_products":{}},"#
+            + #""modules":{"deals":{"fields":[{"pipeline":"stage","crm":"stage","values":{"to_crm":{"Standard":{\#(pairs)}}}}]}}}"#
+        XCTAssertThrowsError(try Configuration.parse(stages)) { error in
+            XCTAssertTrue((error as! TandemError).message.contains("configuration.modules.deals.fields has 10001 entries (1 fields, 10000 value pairs)"),
+                          (error as! TandemError).message)
+        }
+        // At the limit it is accepted, and the pairs are merged into the defaults.
+        let fewer = (0..<(Configuration.maximumEntriesPerModule - 1)).map { #""s\#($0)":"Qualification""# }.joined(separator: ",")
+        let accepted = try Configuration.parse(stages.replacingOccurrences(of: pairs, with: fewer))
+        let stage = try XCTUnwrap(accepted.modules.first { $0.name == "deals" }?.fields.first { $0.pipeline == "stage" })
+        XCTAssertEqual(stage.valueMap?.toCRM["Standard"]?["s9998"], "Qualification")
+        XCTAssertEqual(stage.valueMap?.toCRM["Standard"]?["Qualification"], "Qualification", "the defaults are kept")
+    }
+}

@@ -149,6 +149,22 @@ final class GuestTests: XCTestCase {
         XCTAssertThrowsError(try report.execute("SELECT * FROM tandem._apply_each('SELECT 1', 'pipeline.contacts', 'id')")) { error in
             XCTAssertEqual((error as? PostgresError)?.sqlstate, "42501")
         }
+
+        // The lifecycle as the guest (R17): DROP TRIGGER would need the tables'
+        // ownership; removal still leaves no trigger, and names the indexes
+        // only their owner may drop.
+        var leftForOwner: [String] = []
+        XCTAssertTrue(try tandem.remove(purge: false, leftForOwner: &leftForOwner))
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname IN ('pipeline', 'crm') AND t.tgname LIKE '%tandem%'
+            """), 0, "no capture trigger is left, though Tandem's role owns no app table")
+        XCTAssertEqual(leftForOwner.count, 4, "\(leftForOwner)")
+        XCTAssertTrue(leftForOwner.allSatisfy { $0.hasPrefix("DROP INDEX IF EXISTS ") }, "\(leftForOwner)")
+        for statement in leftForOwner { try db.execute(SQL(raw: statement)) }
+        XCTAssertEqual(try db.count("SELECT count(*) FROM pg_indexes WHERE schemaname IN ('pipeline', 'crm') AND indexname LIKE 'tandem%'"), 0)
+        try tandem.uninstall()
+        XCTAssertEqual(try db.scalar("SELECT to_regnamespace('tandem') IS NULL"), "t")
     }
 
     func testB4_ASessionThatSetsTheOldApplyingSettingStillHasItsChangesSynced() throws {
@@ -242,7 +258,15 @@ final class GuestTests: XCTestCase {
              WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state = 'idle'
             """
         XCTAssertTrue(try waitFor(10) { try db.execute(engineSession).rows.count == 1 })
-        let before = try db.scalar(engineSession)
+        // Settled: after the last pass the engine asks once when to wake
+        // (waitMilliseconds); its session's last statement then stays the last.
+        var before = try db.scalar(engineSession)
+        for _ in 0..<50 {
+            usleep(200_000)
+            let now = try db.scalar(engineSession)
+            if now == before { break }
+            before = now
+        }
         // Watch for longer than the old re-poll interval.
         XCTAssertFalse(try waitFor(1.5) { try db.scalar(engineSession) != before }, "the idle engine ran a statement")
 

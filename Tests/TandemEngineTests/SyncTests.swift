@@ -158,14 +158,16 @@ final class SyncTests: XCTestCase {
         try engine.activate("contacts_companies")
         XCTAssertEqual(try db.scalar("SELECT state FROM tandem.tab_status"), "initial_sync")
 
+        // At most 100 passes: a failed assertion does not end an XCTest
+        // loop, so the loop is bounded by its own limit.
         var passes = 0
         var sawProgress = false
-        while try db.scalar("SELECT state FROM tandem.tab_status") == "initial_sync" {
+        for _ in 0..<100 where try db.scalar("SELECT state FROM tandem.tab_status") == "initial_sync" {
             try engine.pass()
             passes += 1
             if try db.scalar("SELECT initial_sync_progress::text FROM tandem.tab_status") != "{}" { sawProgress = true }
-            XCTAssertLessThan(passes, 100)
         }
+        XCTAssertEqual(try db.scalar("SELECT state FROM tandem.tab_status"), "active", "the initial sync ended within 100 passes (\(passes) ran)")
         XCTAssertTrue(sawProgress, "progress is observable while the initial sync runs")
         XCTAssertGreaterThan(passes, 4, "120 records per side in chunks of 50 take several passes")
         XCTAssertEqual(try db.scalar("SELECT initial_sync_complete::text FROM tandem.tab_status"), "true")
@@ -262,7 +264,10 @@ final class SyncTests: XCTestCase {
             let engine = try db.syncedEngine(config: config)
             let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "2"))
             try db.execute("UPDATE crm.contacts SET phone = 'first' WHERE id = \(crmID)::bigint")
-            usleep(20_000)
+            // The pipeline edit must be the later one (modified_time is the
+            // transaction time): wait until the server's clock has moved past it.
+            try db.waitUntil("the server clock to pass the CRM edit",
+                             "SELECT clock_timestamp() > modified_time FROM crm.contacts WHERE id = \(crmID)::bigint")
             try db.execute("UPDATE pipeline.contacts SET phone = 'second' WHERE id = 2")
             try engine.passUntilQuiet()
             XCTAssertEqual(try db.scalar("SELECT phone FROM pipeline.contacts WHERE id = 2"), pipelineValue, policy.rawValue)
@@ -371,8 +376,12 @@ final class SyncTests: XCTestCase {
         process.arguments = ["sync", "--database", db.conninfo]
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         // Kill it once some chunks committed.
-        for _ in 0..<400 where try db.count("SELECT count(*) FROM tandem.links") < 500 { usleep(10_000) }
+        try waitUntil("the CLI to commit 500 links", timeout: 60) {
+            guard process.isRunning else { throw TandemError(.error, "tandem sync exited (\(process.terminationStatus)) before it was killed") }
+            return try db.count("SELECT count(*) FROM tandem.links") >= 500
+        }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         XCTAssertEqual(try db.scalar("SELECT state FROM tandem.tab_status"), "initial_sync", "killed before the end")
@@ -448,7 +457,13 @@ final class SyncTests: XCTestCase {
         XCTAssertEqual(try second.process(), PassSummary(), "a standby host does nothing")
         first.close()
         try db.execute("UPDATE pipeline.contacts SET phone = 'taken over' WHERE id = 1")
-        usleep(100_000)
+        // The server ends the first session shortly after close(); its
+        // advisory lock goes with it.
+        try db.waitUntil("the first host's syncer lock to be released", """
+            SELECT NOT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                                WHERE l.locktype = 'advisory' AND l.classid = 1952804196 AND l.objid <> 0
+                                  AND d.datname = current_database())
+            """)
         try second.process()
         let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "1"))
         XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint"), "taken over")
@@ -463,14 +478,12 @@ final class SyncTests: XCTestCase {
             do { try box.value.run() } catch { XCTFail("run failed: \(error)") }
             done.fulfill()
         }
-        usleep(200_000)
+        defer { engine.requestStop() }
+        // Whether run() has begun or not, it catches up from the cursor first.
         try db.execute("UPDATE pipeline.contacts SET phone = 'while running' WHERE id = 1")
         let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "1"))
-        let deadline = Date().addingTimeInterval(5)
-        while try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint") != "while running" && Date() < deadline {
-            usleep(5_000)
-        }
-        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint"), "while running")
+        try db.waitUntil("the edit to reach the CRM app while run() follows",
+                         "SELECT phone = 'while running' FROM crm.contacts WHERE id = \(crmID)::bigint")
         engine.requestStop()
         wait(for: [done], timeout: 5)
     }

@@ -146,6 +146,27 @@ final class TabsTests: XCTestCase {
         XCTAssertEqual(try db.scalar("SELECT sub_pipeline || '/' || stage FROM pipeline.pipeline_records WHERE id = 1"), "Renewals/Needs Identified")
     }
 
+    func testALargeValueMapIsStoredWholeAndStillMapsStages() throws {
+        // 9,000 value pairs (under the 10,000 a module takes): configure
+        // stores them in one statement, not one round trip each (issue 8).
+        let db = try TestDatabase()
+        let pairs = (0..<9_000).map { #""Legacy \#($0)":"Qualification""# }.joined(separator: ",")
+        let config = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"#
+            + #""tabs":{"contacts_companies":{},"pipelines_products":{},"activities":{},"notes":{}},"#
+            + #""modules":{"deals":{"fields":[{"pipeline":"stage","crm":"stage","values":{"to_crm":{"Standard":{\#(pairs)}}}}]}}}"#
+        let engine = try db.allTabsEngine(config: config)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.value_maps WHERE source_value LIKE 'Legacy %'"), 9_000)
+        XCTAssertEqual(try db.scalar("SELECT target_value FROM tandem.value_maps WHERE direction = 'to_crm' AND context = 'Standard' AND source_value = 'Legacy 8999'"),
+                       "Qualification")
+        // Configuring the same JSON again replaces the rows rather than adding to them.
+        try engine.configure(config)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.value_maps WHERE source_value LIKE 'Legacy %'"), 9_000)
+        let crmDeal = try XCTUnwrap(try db.linked("deals", from: .pipeline, id: "1"))
+        try db.execute("UPDATE crm.deals SET stage = 'Value Proposition' WHERE id = \(crmDeal)::bigint")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.scalar("SELECT stage FROM pipeline.pipeline_records WHERE id = 1"), "Needs Identified")
+    }
+
     func testAStageWithoutAMappingIsAValidationErrorNamingIt() throws {
         let db = try TestDatabase()
         try db.execute("INSERT INTO crm.stages (pipeline, stage, sequence, probability, forecast_category) VALUES ('Standard', 'Legal Review', 99, 80, 'Pipeline')")

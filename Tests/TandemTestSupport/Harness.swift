@@ -56,6 +56,51 @@ public enum TestServer {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// What a finished program said and how it ended.
+    public struct Finished {
+        public let status: Int32
+        public let standardOutput: String
+        public let standardError: String
+    }
+
+    /// Runs a program to its end, its output kept in files: after `timeout`
+    /// seconds it is killed and this throws, naming the program.
+    public static func execute(_ program: String, _ arguments: [String], timeout: TimeInterval) throws -> Finished {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tandem-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outPath = folder.appendingPathComponent("stdout"), errPath = folder.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: outPath.path, contents: nil)
+        FileManager.default.createFile(atPath: errPath.path, contents: nil)
+        let out = try FileHandle(forWritingTo: outPath), err = try FileHandle(forWritingTo: errPath)
+        defer { try? out.close(); try? err.close() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let pid = process.processIdentifier
+        let timedOut = Flag()
+        let killer = DispatchWorkItem { timedOut.set(); kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+        process.waitUntilExit()
+        killer.cancel()
+        if timedOut.isSet {
+            throw TandemError(.error, "\(program) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s and was killed")
+        }
+        return Finished(status: process.terminationStatus,
+                        standardOutput: String(decoding: try Data(contentsOf: outPath), as: UTF8.self),
+                        standardError: String(decoding: try Data(contentsOf: errPath), as: UTF8.self))
+    }
+
+    private final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        func set() { lock.lock(); value = true; lock.unlock() }
+        var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    }
+
     /// The conninfo with another database name.
     public static func conninfo(database: String) -> String {
         var parts = conninfo.split(separator: " ").map(String.init).filter { !$0.hasPrefix("dbname=") }
@@ -144,8 +189,26 @@ public final class TestDatabase {
         return try scalar("SELECT \(raw: other)_id FROM tandem.links WHERE module = \(module) AND \(raw: side.rawValue)_id = \(id)")
     }
 
+    /// Waits until `condition` (a query answering true or false) is true:
+    /// see `waitUntil(_:timeout:_:)`.
+    public func waitUntil(_ what: String, timeout: TimeInterval = 10, _ condition: SQL) throws {
+        try TandemTestSupport.waitUntil(what, timeout: timeout) { try scalar(condition) == "t" }
+    }
+
     /// The id of the admin user of an app.
     public func adminID(_ side: Side) throws -> String {
         try scalar("SELECT id::text FROM \(identifier: side.rawValue).users WHERE email = 'admin@example.com'")!
+    }
+}
+
+/// Waits until `condition` holds, looking again every few milliseconds, at
+/// most `timeout` seconds; then throws, naming what never happened. Tests
+/// wait for the state they need, never for a guessed time, and never forever.
+public func waitUntil(_ what: String, timeout: TimeInterval = 10, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        if try condition() { return }
+        guard Date() < deadline else { throw TandemError(.error, "timed out after \(timeout) s waiting for \(what)") }
+        usleep(5_000)
     }
 }

@@ -25,7 +25,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,11 +162,61 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_ms(long ms)
+/* A flag one thread raises and another waits for, at most a given time:
+ * the tests wait for what they need, never for a guessed time. */
+struct latch {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int raised;
+};
+
+static void latch_init(struct latch *l)
 {
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0) {
-    }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&l->mutex, NULL);
+    pthread_cond_init(&l->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    l->raised = 0;
+}
+
+static void latch_destroy(struct latch *l)
+{
+    pthread_cond_destroy(&l->cond);
+    pthread_mutex_destroy(&l->mutex);
+}
+
+static void latch_raise(struct latch *l)
+{
+    pthread_mutex_lock(&l->mutex);
+    l->raised = 1;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+static int latch_is_raised(struct latch *l)
+{
+    pthread_mutex_lock(&l->mutex);
+    int raised = l->raised;
+    pthread_mutex_unlock(&l->mutex);
+    return raised;
+}
+
+/* Waits until the latch is raised or `seconds` have passed; 1 if raised. */
+static int latch_wait(struct latch *l, double seconds)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)seconds;
+    deadline.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) { deadline.tv_sec++; deadline.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&l->mutex);
+    int rc = 0;
+    while (!l->raised && rc == 0) rc = pthread_cond_timedwait(&l->cond, &l->mutex, &deadline);
+    int raised = l->raised;
+    pthread_mutex_unlock(&l->mutex);
+    return raised;
 }
 
 /* Whether JSON text has `"key"` followed (after blanks and a colon) by `value`. */
@@ -574,6 +623,9 @@ static void test_bad_json(tandem *db)
               "invalid UTF-8: tandem_validate returns TANDEM_MISUSE or TANDEM_CONFIG");
     check_rc2(db, tandem_configure(db, "\xff\xfe"), TANDEM_MISUSE, TANDEM_CONFIG,
               "invalid UTF-8: tandem_configure returns TANDEM_MISUSE or TANDEM_CONFIG");
+    check(strcmp(tandem_errmsg(db), "config_json is not valid UTF-8") == 0,
+          "invalid UTF-8: the message is \"config_json is not valid UTF-8\" (the CLI refuses a file the same way)",
+          "message: %s", tandem_errmsg(db));
     check_rc2(db, tandem_validate(db, "{\"integration\":\"\xff\xfe\"}"), TANDEM_MISUSE, TANDEM_CONFIG,
               "invalid UTF-8 inside a JSON string: tandem_validate returns TANDEM_MISUSE or TANDEM_CONFIG");
 
@@ -640,49 +692,65 @@ static void test_report_errors(tandem *db, int bound)
 struct runner {
     tandem *db;
     int rc;
-    atomic_int done;
     double returned_at;
+    struct latch started; /* the thread is about to call tandem_run */
+    struct latch done;    /* tandem_run returned */
 };
 
 static void *run_thread(void *arg)
 {
     struct runner *r = arg;
+    latch_raise(&r->started);
     r->rc = tandem_run(r->db);
     r->returned_at = now_seconds();
-    atomic_store(&r->done, 1);
+    latch_raise(&r->done);
     return NULL;
 }
 
-/* Starts tandem_run on a thread, stops it from this one after 200 ms, and
- * expects it back with TANDEM_OK within 5 s. Returns 0 when the thread could
- * not be joined (the handle is then unusable). */
+/* Starts tandem_run on a thread, stops it from this one once the thread is
+ * running, and expects it back with TANDEM_OK within 5 s. A stop that
+ * arrives before tandem_run has begun counts (the header says so), so no
+ * guessed delay is needed; stopping a loop that is already waiting is
+ * covered by the signal-handler test. Returns 0 when the thread could not
+ * be joined (the handle is then unusable). */
 static int check_stop_from_thread(tandem *db, const char *label)
 {
-    struct runner r = { db, -1, 0, 0 };
+    struct runner r;
+    memset(&r, 0, sizeof r);
+    r.db = db;
+    r.rc = -1;
     pthread_t thread;
     char name[256];
 
+    latch_init(&r.started);
+    latch_init(&r.done);
     if (pthread_create(&thread, NULL, run_thread, &r) != 0) {
         snprintf(name, sizeof name, "%s: start a thread", label);
         check(0, name, "pthread_create failed");
+        latch_destroy(&r.started);
+        latch_destroy(&r.done);
         return 1;
     }
-    sleep_ms(200);
-    int returned_early = atomic_load(&r.done);
+    if (!latch_wait(&r.started, 5.0)) {
+        snprintf(name, sizeof name, "%s: the tandem_run thread starts within 5 s", label);
+        check(0, name, "it did not");
+    }
+    int returned_early = latch_is_raised(&r.done);
     double stop_at = now_seconds();
     int src = tandem_stop(db);
-    while (!atomic_load(&r.done) && now_seconds() - stop_at < 5.0) sleep_ms(10);
 
-    if (!atomic_load(&r.done)) {
+    if (!latch_wait(&r.done, 5.0)) {
         snprintf(name, sizeof name, "%s: tandem_run returns within 5 s of tandem_stop", label);
         check(0, name, "still running after 5 s");
         return 0;
     }
     pthread_join(thread, NULL);
+    latch_destroy(&r.started);
+    latch_destroy(&r.done);
 
     snprintf(name, sizeof name, "%s: tandem_stop returns TANDEM_OK", label);
     check(src == TANDEM_OK, name, "returned %d (%s)", src, tandem_errstr(src));
-    snprintf(name, sizeof name, "%s: tandem_run was still running when stopped", label);
+    snprintf(name, sizeof name, "%s: tandem_run had not returned before the stop", label);
     check(!returned_early, name, "tandem_run returned %d (%s) before the stop: %s", r.rc, tandem_errstr(r.rc),
           tandem_errmsg(db));
     snprintf(name, sizeof name, "%s: tandem_run returns TANDEM_OK within 5 s of tandem_stop", label);
@@ -698,7 +766,7 @@ static int check_stop_from_thread(tandem *db, const char *label)
  * returns, since the main thread is then stuck inside it. */
 static tandem *volatile signal_target;
 static volatile sig_atomic_t signal_stop_rc = -1;
-static atomic_int signal_run_done;
+static struct latch signal_run_done;
 
 static void on_alarm(int signo)
 {
@@ -709,10 +777,7 @@ static void on_alarm(int signo)
 static void *watchdog(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < 800; i++) { /* 8 s: 1 s alarm + 5 s + slack */
-        if (atomic_load(&signal_run_done)) return NULL;
-        sleep_ms(10);
-    }
+    if (latch_wait(&signal_run_done, 8.0)) return NULL; /* 8 s: 1 s alarm + 5 s + slack */
     check(0, "stop (signal handler): tandem_run returns within 5 s of tandem_stop", "still running after 7 s");
     finish();
     fflush(stdout);
@@ -728,7 +793,7 @@ static void check_stop_from_signal(tandem *db)
     sigemptyset(&sa.sa_mask);
     signal_target = db;
     signal_stop_rc = -1;
-    atomic_store(&signal_run_done, 0);
+    latch_init(&signal_run_done);
     if (sigaction(SIGALRM, &sa, &old) != 0 || pthread_create(&dog, NULL, watchdog, NULL) != 0) {
         check(0, "stop (signal handler): set up", "sigaction or pthread_create failed");
         return;
@@ -737,9 +802,10 @@ static void check_stop_from_signal(tandem *db)
     double started = now_seconds();
     int rc = tandem_run(db);
     double elapsed = now_seconds() - started;
-    atomic_store(&signal_run_done, 1);
+    latch_raise(&signal_run_done);
     alarm(0);
     pthread_join(dog, NULL);
+    latch_destroy(&signal_run_done);
     sigaction(SIGALRM, &old, NULL);
 
     check(signal_stop_rc == TANDEM_OK, "stop (signal handler): tandem_stop returns TANDEM_OK",

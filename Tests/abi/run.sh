@@ -142,13 +142,16 @@ case $mode in
 esac
 
 set +e
-timeout 900 "${runner[@]}" "$work/abi_test" "$db1" >"$work/abi_test.out" 2>"$work/abi_test.err"
+timeout --kill-after=30 900 "${runner[@]}" "$work/abi_test" "$db1" >"$work/abi_test.out" 2>"$work/abi_test.err"
 status=$?
 set -e
 cat "$work/abi_test.out"
 [[ -s $work/abi_test.err ]] && { echo "# stderr of abi_test:"; sed 's/^/#   /' "$work/abi_test.err"; }
 last=$(tail -n 1 "$work/abi_test.out")
-if [[ $status -ne 0 || ! $last =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
+if [[ $status -eq 124 ]]; then
+  echo "FAIL: abi_test did not finish within 900 s and was stopped (timeout); last line: $last"
+  failures=$((failures + 1))
+elif [[ $status -ne 0 || ! $last =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
   echo "FAIL: abi_test exited with status $status; last line: $last"
   if [[ $mode == valgrind && -f $work/valgrind.log ]]; then
     echo "# valgrind log:"; sed 's/^/#   /' "$work/valgrind.log"
@@ -169,11 +172,14 @@ fresh_database
 db2=$conninfo
 echo "# example_host on database ${databases[-1]}"
 set +e
-timeout 300 "$work/example_host" "$db2" --seconds 2 >"$work/example_host.out" 2>&1
+timeout --kill-after=30 300 "$work/example_host" "$db2" --seconds 2 >"$work/example_host.out" 2>&1
 status=$?
 set -e
 sed 's/^/# example_host: /' "$work/example_host.out" | cut -c1-300
-if [[ $status -ne 0 ]]; then
+if [[ $status -eq 124 ]]; then
+  echo "FAIL: example_host did not finish within 300 s and was stopped (timeout)"
+  failures=$((failures + 1))
+elif [[ $status -ne 0 ]]; then
   echo "FAIL: example_host exited with status $status"
   failures=$((failures + 1))
 elif ! grep -q initial_sync_complete "$work/example_host.out"; then

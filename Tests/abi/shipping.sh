@@ -168,6 +168,31 @@ else
   else
     sed 's/^/#   /' "$work/python.out"; fail "Python cannot load the installed library without the toolchain"
   fi
+
+  # make wheel: the Python package with the library inside, installed into a
+  # fresh virtual environment and used from outside the repository, with no
+  # TANDEM_LIBRARY and the toolchain out of reach.
+  if wheel=$(scripts/wheel "$lib" "$work/dist" 2>"$work/wheel.out") \
+     && python3 -m venv "$work/venv" >>"$work/wheel.out" 2>&1 \
+     && "$work/venv/bin/pip" install -q --no-index "$wheel" >>"$work/wheel.out" 2>&1; then
+    ok "make wheel: $(basename "$wheel") installs with pip, offline"
+    if (cd "$work" && hidden env -u TANDEM_LIBRARY -u PYTHONPATH "$work/venv/bin/python" -c '
+import sys, tandem
+path = tandem.library_path()
+assert path.endswith("/tandem/_lib/libTandem.so.0") and "/venv/" in path, path
+with tandem.open(sys.argv[1]) as db:
+    db.install()
+    db.configure({"pipeline": {"acting_user": "admin@example.com"}, "crm": {"acting_user": "admin@example.com"}})
+    db.activate("contacts_companies")
+    db.wait_for_initial_sync("contacts_companies", timeout=120)
+print("ok", path)' "$conninfo" >"$work/venv.out" 2>&1); then
+      ok "the installed wheel syncs from outside the build tree, without the toolchain: $(tail -1 "$work/venv.out")"
+    else
+      sed 's/^/#   /' "$work/venv.out"; fail "the installed wheel does not work outside the build tree"
+    fi
+  else
+    sed 's/^/#   /' "$work/wheel.out"; fail "make wheel, or pip install of the wheel"
+  fi
 fi
 
 if ((failures)); then

@@ -105,56 +105,32 @@ $reconcile$;
 COMMENT ON FUNCTION tandem._reconcile_capture() IS 'Installs capture on the tables of syncing tabs and removes it from every other table.';
 
 -- Drops the match indexes Tandem created that no integration still in place
--- uses. Only indexes recorded in tandem.match_indexes are ever dropped.
-CREATE FUNCTION tandem._drop_unused_match_indexes() RETURNS void
+-- uses. Only indexes recorded in tandem.match_indexes are ever dropped. An
+-- index Tandem's role may not drop (the tables' owner created it, README
+-- "Roles") is forgotten, and the statement for the owner to run is returned.
+CREATE FUNCTION tandem._drop_unused_match_indexes() RETURNS SETOF text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $drop$
 DECLARE
     unused record;
+    statement text;
 BEGIN
     FOR unused IN SELECT DISTINCT m.index_schema, m.index_name FROM tandem.match_indexes m
                    WHERE NOT EXISTS (SELECT 1 FROM tandem.match_indexes u
                                        JOIN tandem.integrations i ON i.integration_id = u.integration_id AND i.removed_at IS NULL
                                       WHERE u.index_schema = m.index_schema AND u.index_name = m.index_name) LOOP
-        EXECUTE format('DROP INDEX IF EXISTS %I.%I', unused.index_schema, unused.index_name);
+        statement := format('DROP INDEX IF EXISTS %I.%I', unused.index_schema, unused.index_name);
+        IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = unused.index_schema AND c.relname = unused.index_name
+                      AND NOT pg_has_role(c.relowner, 'USAGE')) THEN
+            RETURN NEXT statement || ';';
+        ELSE
+            EXECUTE statement;
+        END IF;
         DELETE FROM tandem.match_indexes m WHERE m.index_schema = unused.index_schema AND m.index_name = unused.index_name;
     END LOOP;
 END
 $drop$;
-COMMENT ON FUNCTION tandem._drop_unused_match_indexes() IS 'Drops the tandem_match_* indexes on app tables that no integration still in place uses (R17).';
+COMMENT ON FUNCTION tandem._drop_unused_match_indexes() IS 'Drops the tandem_match_* indexes on app tables that no integration still in place uses (R17); returns the DROP statements the tables'' owner must run for those Tandem''s role may not drop.';
 
--- tab_status shows the job, its policy and since when a tab is inactive; the
--- last pass only for tabs that ever synced.
-CREATE OR REPLACE VIEW tandem.tab_status AS
-SELECT i.name AS integration,
-       t.tab,
-       t.state,
-       (t.initial_sync_completed_at IS NOT NULL) AS initial_sync_complete,
-       t.activated_at,
-       t.initial_sync_completed_at,
-       (SELECT count(*) FROM tandem.links l
-          JOIN tandem.module_pairs mp ON mp.integration_id = l.integration_id AND mp.module = l.module
-         WHERE l.integration_id = t.integration_id AND mp.tab = t.tab) AS linked_records,
-       (SELECT count(DISTINCT (cl.table_oid, cl.record_id)) FROM tandem.change_log cl
-          JOIN tandem.module_pairs mp ON cl.table_oid IN (mp.pipeline_table::oid, mp.crm_table::oid)
-          JOIN tandem.sync_cursors sc ON sc.integration_id = mp.integration_id
-         WHERE mp.integration_id = t.integration_id AND mp.tab = t.tab AND cl.xid >= sc.position
-           AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)) AS pending_changes,
-       (SELECT count(DISTINCT (w.module, w.side, w.record_id)) FROM tandem.waiting_records w
-          JOIN tandem.module_pairs mp ON mp.integration_id = w.integration_id AND mp.module = w.module
-         WHERE w.integration_id = t.integration_id AND mp.tab = t.tab) AS waiting_records,
-       (SELECT count(*) FROM tandem.record_failures f
-          JOIN tandem.module_pairs mp ON mp.integration_id = f.integration_id AND mp.module = f.module
-         WHERE f.integration_id = t.integration_id AND mp.tab = t.tab AND f.resolved_at IS NULL) AS open_errors,
-       (SELECT count(*) FROM tandem.conflict_decisions c
-          JOIN tandem.module_pairs mp ON mp.integration_id = c.integration_id AND mp.module = c.module
-         WHERE c.integration_id = t.integration_id AND mp.tab = t.tab) AS conflicts,
-       CASE WHEN t.activated_at IS NOT NULL THEN
-            (SELECT max(r.finished_at) FROM tandem.runs r WHERE r.integration_id = t.integration_id) END AS last_pass_at,
-       t.initial_sync_progress,
-       t.job,
-       t.job_policy,
-       t.job_started_at,
-       t.inactive_since
-  FROM tandem.tabs t
-  JOIN tandem.integrations i ON i.integration_id = t.integration_id;
-COMMENT ON VIEW tandem.tab_status IS 'Each tab of each integration: its state (inactive since when), the background job it runs (initial sync, edit sync, reactivation) and its progress, linked records, changes not yet synced, records waiting for a parent, open record errors, conflicts decided, and the last pass.';
+-- tandem.tab_status shows the job, its policy and since when a tab is inactive:
+-- see 0008 (0007 rebuilds the reporting views).

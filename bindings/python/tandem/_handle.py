@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import warnings
 import weakref
 from contextlib import contextmanager
@@ -11,7 +12,8 @@ from ctypes import byref, c_int, c_int64, c_void_p, sizeof, string_at
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Union
 
 from ._library import EVENT_FN, HANDLE, LOG_FN, SyncResultStruct, library
-from .errors import ERROR, MISUSE, OK, MisuseError, TandemError, error_for_code
+from .errors import (ERROR, MISUSE, OK, STATE, STATE_INACTIVE, STATE_NOT_ACTIVATED, STATE_TAB_NOT_CONFIGURED,
+                     MisuseError, TandemError, error_for_code)
 
 Text = Union[str, bytes]
 EventCallback = Callable[[Dict[str, Any]], Any]
@@ -250,6 +252,31 @@ class Tandem:
         """Activates a tab and schedules its initial sync, which then runs in
         chunks inside :meth:`sync`, :meth:`process` or :meth:`run`."""
         self._invoke("tandem_activate", _encode(tab, "tab"))
+
+    def wait_for_initial_sync(self, tab: Text, timeout: Optional[float] = 600.0) -> int:
+        """Runs passes until ``tab`` has completed its initial sync and runs no
+        other background job (an edit sync's re-scan, a reactivation's
+        catch-up); returns the number of passes. Raises :class:`StateError`
+        when the tab is not activated, ``TimeoutError`` after ``timeout``
+        seconds (``None``: no limit)."""
+        name = tab.decode("utf-8") if isinstance(tab, bytes) else tab
+        deadline = None if timeout is None else time.monotonic() + timeout
+        passes = 0
+        while True:
+            entries = [entry for entry in self.status().get("tabs", []) if entry.get("tab") == name]
+            if not entries:
+                raise error_for_code(STATE, "tab %s is not set up in the bound integration" % name,
+                                     None, STATE_TAB_NOT_CONFIGURED)
+            entry = entries[0]
+            if entry.get("state") not in ("initial_sync", "active"):
+                raise error_for_code(STATE, "tab %s is %s: activate (or reactivate) it first" % (name, entry.get("state")),
+                                     None, STATE_INACTIVE if entry.get("state") == "inactive" else STATE_NOT_ACTIVATED)
+            if entry.get("initial_sync_complete") and entry.get("job") is None:
+                return passes
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("the initial sync of %s is not complete after %s s (%d passes)" % (name, timeout, passes))
+            self.sync()
+            passes += 1
 
     # -- lifecycle of tabs and of the integration (R14-R17) --------------------
 

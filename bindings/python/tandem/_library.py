@@ -7,12 +7,14 @@ the library is not built yet. Where it is looked up, in order:
 1. ``TANDEM_LIBRARY``: the path of the shared library. When set it is the
    only place tried, so a typo is reported instead of silently loading
    another build.
-2. A SwiftPM build folder, walking up from this package's directory and
+2. The library inside this package (``tandem/_lib/libTandem.so.0``), which
+   a wheel made by ``make wheel`` carries.
+3. A SwiftPM build folder, walking up from this package's directory and
    then from the current directory: ``.build/release``, ``.build/debug``
    and ``.build/<triple>/release|debug``. When one ``.build`` holds several
    builds, the most recently built file wins (a stale release build must
    not shadow the debug build being worked on).
-3. The dynamic loader's search path (``make install``, ``LD_LIBRARY_PATH``):
+4. The dynamic loader's search path (``make install``, ``LD_LIBRARY_PATH``):
    ``ctypes.util.find_library("Tandem")``, then ``libTandem.so`` by name.
 
 Every symbol of include/tandem.h gets its ``argtypes`` and ``restype`` here
@@ -222,6 +224,11 @@ def _find_and_load() -> "tuple[ctypes.CDLL, str]":
                     ENVIRONMENT_VARIABLE, configured, ENVIRONMENT_VARIABLE, LIBRARY_FILE))
         return _load(configured), os.path.abspath(configured)
     searched.append("%s (not set)" % ENVIRONMENT_VARIABLE)
+
+    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lib", LIBRARY_FILE + ".0")
+    if os.path.isfile(bundled):
+        return _load(bundled), bundled
+    searched.append(bundled)
 
     built = _search_build_folders(searched)
     if built:

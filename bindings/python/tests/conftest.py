@@ -9,16 +9,60 @@ or server fails the tests with the reason.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import uuid
 from typing import Iterator
 
 import pytest
 
 from support import REPO_ROOT, Database, psql, tandem
+
+
+# -- a time limit per test ---------------------------------------------------------
+
+#: Seconds one test may take, fixtures included; the longest take about 20 s.
+#: ``TANDEM_TEST_TIMEOUT`` overrides it (0 turns it off).
+TEST_TIMEOUT = float(os.environ.get("TANDEM_TEST_TIMEOUT", "180"))
+
+
+def _timed_out(config, nodeid: str) -> None:
+    # pytest holds file descriptor 2 while a test runs: give it back first,
+    # or the message would go to a capture file that is never shown.
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        try:
+            capture.suspend_global_capture(in_=True)
+        except Exception:  # pragma: no cover - the run ends either way
+            pass
+    sys.__stderr__.write("\nFAIL: %s did not finish within %g s (TANDEM_TEST_TIMEOUT); "
+                         "the stacks of every thread follow, then the run ends\n" % (nodeid, TEST_TIMEOUT))
+    faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+    sys.__stderr__.flush()
+    os._exit(1)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A test that hangs ends the run instead of hanging it, naming the test
+    and showing where every thread is. A timer thread does it, so it works
+    while the test is blocked in the library too (ctypes releases the GIL
+    during a call), with nothing beyond the standard library."""
+    if TEST_TIMEOUT <= 0:
+        yield
+        return
+    timer = threading.Timer(TEST_TIMEOUT, _timed_out, args=(item.config, item.nodeid))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 # -- fixtures ---------------------------------------------------------------------
