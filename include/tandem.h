@@ -255,7 +255,8 @@ int tandem_process(tandem *db);
  *  milliseconds, into *milliseconds: -1 when only the socket can bring work
  *  (every committed change makes it readable, B1), else the time until the
  *  earliest due retry of a record error (B6) or, on a standby host, until
- *  its next attempt to take over (B9). An idle active host with no record
+ *  its next attempt to take over (B9); 0 when a change was announced while
+ *  it asked (call tandem_process now). An idle active host with no record
  *  errors therefore waits with no timeout and runs no statement. Runs at
  *  most one short query. *milliseconds is untouched on failure;
  *  TANDEM_MISUSE when it is NULL. */
