@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1027,8 +1028,8 @@ struct syncer {
     tandem *db;
     int run;            /* tandem_run instead of tandem_sync */
     int rc;
-    atomic_int done;
     char sqlstate[8];
+    struct latch done;  /* the call returned */
 };
 
 static void *sync_thread(void *arg)
@@ -1036,17 +1037,39 @@ static void *sync_thread(void *arg)
     struct syncer *r = arg;
     r->rc = r->run ? tandem_run(r->db) : tandem_sync(r->db, NULL);
     snprintf(r->sqlstate, sizeof r->sqlstate, "%s", tandem_sqlstate(r->db));
-    atomic_store(&r->done, 1);
+    latch_raise(&r->done);
     return NULL;
 }
 
-/* Waits up to `seconds` for the thread's call to return. */
-static int wait_done(struct syncer *r, double seconds)
+static void start_syncer(struct syncer *r, tandem *db, int run)
+{
+    memset(r, 0, sizeof *r);
+    r->db = db;
+    r->run = run;
+    r->rc = -1;
+    latch_init(&r->done);
+}
+
+/* Polls a yes/no query (libpq) until it says yes or `seconds` pass: waits
+ * for a state, never for a guessed time. */
+static int pq_wait_until(PGconn *connection, const char *query, double seconds)
 {
     double started = now_seconds();
-    while (!atomic_load(&r->done) && now_seconds() - started < seconds) sleep_ms(10);
-    return atomic_load(&r->done);
+    for (;;) {
+        PGresult *result = PQexec(connection, query);
+        int yes = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1
+                  && strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+        PQclear(result);
+        if (yes) return 1;
+        if (now_seconds() - started > seconds) return 0;
+        struct timespec pause = { 0, 10 * 1000000L };
+        nanosleep(&pause, NULL);
+    }
 }
+
+/* The pass is held up: some session waits for the lock on tandem.runs. */
+static const char PASS_WAITS_FOR_LOCK[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'tandem.runs'::regclass AND NOT granted)";
 
 /* A pass held up by a lock is interrupted by tandem_cancel from this thread;
  * it rolls back (B5): the change it read is read again by the next pass. The
@@ -1072,7 +1095,8 @@ static int test_cancel(tandem *db, const char *good)
     pq_exec(app, TOUCH_CONTACT);
     pq_exec(locker, "BEGIN");
     pq_exec(locker, "LOCK TABLE tandem.runs IN ACCESS EXCLUSIVE MODE");
-    struct syncer r = { db, 0, -1, 0, "" };
+    struct syncer r;
+    start_syncer(&r, db, 0);
     pthread_t thread;
     if (pthread_create(&thread, NULL, sync_thread, &r) != 0) {
         check(0, "cancel: start a thread", "pthread_create failed");
@@ -1080,18 +1104,19 @@ static int test_cancel(tandem *db, const char *good)
         PQfinish(locker);
         return 1;
     }
-    sleep_ms(500);
-    int early = atomic_load(&r.done);
+    check(pq_wait_until(app, PASS_WAITS_FOR_LOCK, 10.0), "cancel: the pass waits for the lock on tandem.runs", NULL);
+    int early = latch_is_raised(&r.done);
     double cancel_at = now_seconds();
     int crc = tandem_cancel(db);
-    int back = wait_done(&r, 10.0);
+    int back = latch_wait(&r.done, 10.0);
     double took = now_seconds() - cancel_at;
     pq_exec(locker, "ROLLBACK");
     if (!back) {
         check(0, "cancel: tandem_sync returns after tandem_cancel", "still running 10 s later");
-        wait_done(&r, 60.0);
+        latch_wait(&r.done, 60.0);
     }
     pthread_join(thread, NULL);
+    latch_destroy(&r.done);
     check(crc == TANDEM_OK, "cancel: tandem_cancel from another thread returns TANDEM_OK", "returned %d", crc);
     check(!early, "cancel: the pass was still running (held up by the lock) when canceled", "returned %d early: %s", r.rc,
           tandem_errmsg(db));
@@ -1115,35 +1140,39 @@ static int test_cancel(tandem *db, const char *good)
     }
 
     /* tandem_run: a cancel while it waits for changes does nothing... */
-    struct syncer runner = { db, 1, -1, 0, "" };
+    struct syncer runner;
+    start_syncer(&runner, db, 1);
     if (pthread_create(&thread, NULL, sync_thread, &runner) != 0) {
         check(0, "cancel: start a thread for tandem_run", "pthread_create failed");
         PQfinish(app);
         PQfinish(locker);
         return 1;
     }
-    sleep_ms(300);
+    /* Waiting: its session is idle, listening, outside a transaction. */
+    check(pq_wait_until(app, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND application_name = 'tandem' AND state = 'idle' AND query LIKE 'SELECT ceil(%')", 10.0),
+          "cancel: tandem_run is waiting for changes", NULL);
     tandem_cancel(db);
-    sleep_ms(300);
-    check(!atomic_load(&runner.done), "cancel: a cancel while tandem_run waits for changes does nothing",
+    check(!latch_wait(&runner.done, 0.3), "cancel: a cancel while tandem_run waits for changes does nothing",
           "tandem_run returned %d: %s", runner.rc, tandem_errmsg(db));
     /* ...and one during its pass ends it with TANDEM_CANCELED. */
     pq_exec(locker, "BEGIN");
     pq_exec(locker, "LOCK TABLE tandem.runs IN ACCESS EXCLUSIVE MODE");
     pq_exec(app, TOUCH_CONTACT);
-    sleep_ms(500);
-    early = atomic_load(&runner.done);
+    check(pq_wait_until(app, PASS_WAITS_FOR_LOCK, 10.0), "cancel: tandem_run's pass waits for the lock on tandem.runs", NULL);
+    early = latch_is_raised(&runner.done);
     cancel_at = now_seconds();
     tandem_cancel(db);
-    back = wait_done(&runner, 10.0);
+    back = latch_wait(&runner.done, 10.0);
     took = now_seconds() - cancel_at;
     pq_exec(locker, "ROLLBACK");
     if (!back) {
         check(0, "cancel: tandem_run returns after tandem_cancel during a pass", "still running 10 s later");
         tandem_stop(db);
-        if (!wait_done(&runner, 30.0)) return 0;
+        if (!latch_wait(&runner.done, 30.0)) return 0;
     }
     pthread_join(thread, NULL);
+    latch_destroy(&runner.done);
     check(!early && runner.rc == TANDEM_CANCELED && took < 5.0,
           "cancel: tandem_run returns TANDEM_CANCELED when its pass is canceled",
           "returned %d (%s) after %.2f s%s: %s", runner.rc, tandem_errstr(runner.rc), took, early ? " (early)" : "",
@@ -1454,24 +1483,31 @@ static int test_lifecycle(tandem *db, const char *good)
 
     tandem *follower = open_or_die(good);
     check_rc(follower, tandem_attach(follower, "default"), TANDEM_OK, "a second handle attaches");
-    struct runner r = { follower, -1, 0, 0 };
+    struct runner r;
+    memset(&r, 0, sizeof r);
+    r.db = follower;
+    r.rc = -1;
+    latch_init(&r.started);
+    latch_init(&r.done);
     pthread_t thread;
     if (pthread_create(&thread, NULL, run_thread, &r) != 0) {
         check(0, "lifecycle: start a following thread", "pthread_create failed");
+        latch_destroy(&r.started);
+        latch_destroy(&r.done);
         tandem_close(follower);
         return 1;
     }
-    double removed_at = now_seconds();
+    latch_wait(&r.started, 10.0);
     rc = tandem_remove(db, 0);
     check_rc(db, rc, TANDEM_OK, "tandem_remove(db, 0)");
-    while (!atomic_load(&r.done) && now_seconds() - removed_at < 10.0) sleep_ms(10);
-    if (!atomic_load(&r.done)) {
+    if (!latch_wait(&r.done, 10.0)) {
         check(0, "a host following a removed integration returns within 10 s", "still running");
         tandem_stop(follower);
-        while (!atomic_load(&r.done) && now_seconds() - removed_at < 20.0) sleep_ms(10);
-        if (!atomic_load(&r.done)) return 0;
+        if (!latch_wait(&r.done, 10.0)) return 0;
     }
     pthread_join(thread, NULL);
+    latch_destroy(&r.started);
+    latch_destroy(&r.done);
     check(r.rc == TANDEM_REMOVED, "the following host's tandem_run returns TANDEM_REMOVED", "returned %d (%s): %s",
           r.rc, tandem_errstr(r.rc), tandem_errmsg(follower));
     check(strcmp(tandem_errstr(TANDEM_REMOVED), "the integration was removed") == 0, "tandem_errstr(TANDEM_REMOVED)",
