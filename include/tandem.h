@@ -12,9 +12,12 @@
  *    with the C library's free().
  *  - Out-parameters are left untouched when a call fails.
  *  - Threads: a handle may be used by one thread at a time. Different
- *    handles are independent. The only exception is tandem_stop(), which
+ *    handles are independent. The only exceptions are tandem_stop(), which
  *    may be called from any thread (or a signal-safe context) while another
- *    thread is inside tandem_run() on the same handle.
+ *    thread is inside tandem_run() on the same handle, and tandem_cancel(),
+ *    which may be called from any thread while another is inside a call.
+ *  - The library never prints: its diagnostics go to the log callback
+ *    (tandem_set_log_callback), and with none it is silent.
  *  - Nothing is ever thrown or trapped across this boundary: NULL pointers,
  *    bad UTF-8, bad JSON and bad connection strings come back as codes.
  *  - Error messages never contain the connection password.
@@ -70,6 +73,25 @@ typedef struct tandem tandem;
 #define TANDEM_STATE       8  /**< not allowed in the current state (tab order R2, not configured) */
 #define TANDEM_NOTFOUND    9  /**< no such integration, tab or report */
 #define TANDEM_REMOVED    10  /**< the integration was removed (R17): stop following it */
+#define TANDEM_CANCELED   11  /**< tandem_cancel() interrupted the pass; it rolled back */
+
+/* Extended result codes (tandem_extended_errcode): which case of a primary
+ * code the last failure was, as sqlite's extended codes are. The primary code
+ * is the low 8 bits (code & 0xff); the case is in the bits above. Append-only
+ * like the primary codes; a failure with no more to say has its primary code
+ * as its extended code, and later versions may return extended codes this
+ * header does not know. tandem_errcode() always returns the primary code. */
+#define TANDEM_STATE_NOT_BOUND         (TANDEM_STATE | (1 << 8))  /**< no integration is bound: tandem_configure or tandem_attach first */
+#define TANDEM_STATE_NOT_INSTALLED     (TANDEM_STATE | (2 << 8))  /**< the tandem schema is not installed: tandem_install first */
+#define TANDEM_STATE_TAB_ORDER         (TANDEM_STATE | (3 << 8))  /**< R2: contacts_companies must be active and initially synced first */
+#define TANDEM_STATE_INACTIVE          (TANDEM_STATE | (4 << 8))  /**< the tab is inactive (R15): tandem_reactivate it */
+#define TANDEM_STATE_NOT_ACTIVATED     (TANDEM_STATE | (5 << 8))  /**< the tab was never activated: tandem_activate it */
+#define TANDEM_STATE_JOB_RUNNING       (TANDEM_STATE | (6 << 8))  /**< a background job of the tab runs: wait for its completion event */
+#define TANDEM_STATE_NO_CURSOR         (TANDEM_STATE | (7 << 8))  /**< the integration has no sync cursor: tandem_configure it again */
+#define TANDEM_STATE_SCHEMA_VERSION    (TANDEM_STATE | (8 << 8))  /**< the schema is newer than this library, or its migrations were edited */
+#define TANDEM_STATE_REMOVED           (TANDEM_STATE | (9 << 8))  /**< configure: that integration was removed; purge it or choose another name */
+#define TANDEM_STATE_NOT_ALLOWED       (TANDEM_STATE | (10 << 8)) /**< never allowed for this tab or now (deactivate contacts_companies, edit sync of notes, uninstall while in use, configure changing tabs in use) */
+#define TANDEM_STATE_TAB_NOT_CONFIGURED (TANDEM_STATE | (11 << 8)) /**< the tab is not set up in the configuration's "tabs" */
 
 /** Static English text for a result code ("configuration error", ...).
  *  Never NULL; unknown codes give "unknown result code". Never freed. */
@@ -87,7 +109,9 @@ const char *tandem_errstr(int code);
 int tandem_open(const char *conninfo, tandem **out, char **errmsg);
 
 /** Closes the connection and frees the handle. NULL does nothing. The handle
- *  and every string borrowed from it are invalid afterwards. */
+ *  and every string borrowed from it are invalid afterwards. The destroy
+ *  function of an event callback set with tandem_set_event_callback_v2 is
+ *  called on its context here. */
 void tandem_close(tandem *db);
 
 /* ------------------------------------------------------------------------ */
@@ -104,6 +128,13 @@ const char *tandem_errmsg(tandem *db);
 /** The five-character SQLSTATE of the last database error, or "" when the
  *  last failure did not come from PostgreSQL. Borrowed like tandem_errmsg. */
 const char *tandem_sqlstate(tandem *db);
+
+/** The extended result code of the last call on this handle (see the
+ *  TANDEM_STATE_... list above): the primary code of tandem_errcode() in the
+ *  low 8 bits, the case in the bits above; equal to tandem_errcode() when the
+ *  failure has no more to say, TANDEM_OK after success. TANDEM_MISUSE for
+ *  NULL. Reads the handle only; returns the code itself (no result code). */
+int tandem_extended_errcode(tandem *db);
 
 /* ------------------------------------------------------------------------ */
 /* Schema and configuration                                                 */
@@ -224,7 +255,8 @@ int tandem_process(tandem *db);
  *  milliseconds, into *milliseconds: -1 when only the socket can bring work
  *  (every committed change makes it readable, B1), else the time until the
  *  earliest due retry of a record error (B6) or, on a standby host, until
- *  its next attempt to take over (B9). An idle active host with no record
+ *  its next attempt to take over (B9); 0 when a change was announced while
+ *  it asked (call tandem_process now). An idle active host with no record
  *  errors therefore waits with no timeout and runs no statement. Runs at
  *  most one short query. *milliseconds is untouched on failure;
  *  TANDEM_MISUSE when it is NULL. */
@@ -247,6 +279,54 @@ int tandem_run(tandem *db);
  *  TANDEM_MISUSE for a negative value. */
 int tandem_set_reconnect_timeout(tandem *db, double seconds);
 
+/** What one call of tandem_sync_v2() did. The caller sets `size` to
+ *  sizeof(tandem_sync_result) before the call; the library fills only the
+ *  fields that fit in `size` bytes and sets `size` to the number of bytes it
+ *  filled, so that later versions may append fields without breaking hosts
+ *  built against this header (and a newer host on an older library sees which
+ *  fields were filled). Counts are records, not fields. */
+typedef struct tandem_sync_result {
+    size_t size;                 /**< in: sizeof *result; out: bytes filled */
+    int64_t read;                /**< records looked at (changes, job chunk, retries) */
+    int64_t matched;             /**< pairs linked by their match key (B3) */
+    int64_t created_in_pipeline; /**< records created in the pipeline app */
+    int64_t created_in_crm;      /**< records created in the CRM app */
+    int64_t updated_in_pipeline; /**< records updated in the pipeline app */
+    int64_t updated_in_crm;      /**< records updated in the CRM app */
+    int64_t conflicts;           /**< fields decided by the conflict policy */
+    int64_t errors;              /**< records that could not be written (B6) */
+    int64_t waiting;             /**< records waiting for a parent to be linked (R11) */
+    int64_t deferred;            /**< records left for a later pass: a user was writing them (B11) */
+    int more;                    /**< non-zero: another pass right now could find work
+                                      (changes were read, or a chunk of an initial sync,
+                                      edit sync or reactivation was handled); 0: the
+                                      integration is caught up until something changes */
+} tandem_sync_result;
+
+/** Runs one sync pass, like tandem_sync(), and reports what it did in
+ *  *result (see tandem_sync_result for the size rule). A host drives a whole
+ *  catch-up or initial sync with
+ *      do { r.size = sizeof r; rc = tandem_sync_v2(db, &r); } while (rc == TANDEM_OK && r.more);
+ *  TANDEM_MISUSE when result is NULL or result->size is smaller than the
+ *  first count (offsetof(tandem_sync_result, read) + sizeof(int64_t)).
+ *  *result is untouched on failure. TANDEM_BUSY when another host is the
+ *  active syncer; TANDEM_CANCELED after tandem_cancel(). */
+int tandem_sync_v2(tandem *db, tandem_sync_result *result);
+
+/** Interrupts the pass running on this handle (inside tandem_sync,
+ *  tandem_sync_v2, tandem_process or tandem_run) from any thread: libpq's
+ *  PQcancel() asks the server to stop the statement in flight; the pass rolls
+ *  back as a whole (B5: nothing of it is written, the cursor does not move,
+ *  the next pass does its work), and the interrupted call returns
+ *  TANDEM_CANCELED with SQLSTATE 57014 (query_canceled). tandem_run returns
+ *  too (with TANDEM_CANCELED): a host that wants to go on calls it again. A
+ *  cancel while no pass runs (between calls, or while tandem_run waits for
+ *  changes; use tandem_stop to end that) does nothing, and a pass that
+ *  committed before the cancel arrived stays committed. Not for signal
+ *  handlers (it opens a connection to the server). Returns TANDEM_OK, or
+ *  TANDEM_MISUSE for NULL; it does not change the handle's error state. */
+int tandem_cancel(tandem *db);
+
 /** Asks tandem_run() on this handle to return. Safe from any thread and
  *  from a signal handler; returns TANDEM_MISUSE only for NULL. A stop that
  *  arrives while no tandem_run() is active makes the next tandem_run() on the
@@ -255,7 +335,7 @@ int tandem_set_reconnect_timeout(tandem *db, double seconds);
 int tandem_stop(tandem *db);
 
 /* ------------------------------------------------------------------------ */
-/* Events                                                                   */
+/* Events and logging                                                       */
 /* ------------------------------------------------------------------------ */
 
 /** Called on the thread that runs the sync with one event as JSON, e.g.
@@ -268,6 +348,35 @@ typedef void (*tandem_event_fn)(void *context, const char *event_json);
  *  through untouched. */
 int tandem_set_event_callback(tandem *db, tandem_event_fn callback, void *context);
 
+/** Like tandem_set_event_callback(), and the library owns `context`:
+ *  destroy(context) is called (on the calling thread) when the callback is
+ *  replaced by either setter, cleared, or the handle is closed, exactly once.
+ *  destroy may be NULL (then this is tandem_set_event_callback). With a NULL
+ *  callback nothing is kept and destroy(context), when given, is called at
+ *  once. For a NULL handle nothing is called: TANDEM_MISUSE. */
+int tandem_set_event_callback_v2(tandem *db, tandem_event_fn callback, void *context,
+                                 void (*destroy)(void *context));
+
+/** Log levels; lower is more severe. Later versions may add levels. */
+#define TANDEM_LOG_ERROR    1  /**< something failed that the host should look at */
+#define TANDEM_LOG_WARNING  2  /**< the library recovers (a lost connection, a server WARNING) */
+#define TANDEM_LOG_INFO     3  /**< what a pass did (counts), a connection restored */
+#define TANDEM_LOG_DEBUG    4  /**< failed statements (their text, with $n placeholders) */
+
+/** Called with one line of diagnostics, on the thread inside the call that
+ *  produced it. The message is UTF-8 with no trailing newline, borrowed for
+ *  the call. Messages never contain the connection string, a password or
+ *  values of records; notices and warnings of the PostgreSQL server are
+ *  passed on with their own text. The callback must not call back into the
+ *  same handle. */
+typedef void (*tandem_log_fn)(void *context, int level, const char *message);
+
+/** Sets (or clears, with NULL) the log callback. The library never prints
+ *  by itself: without a callback its diagnostics (and the server's notices,
+ *  which libpq would print to stderr) are dropped. The context is passed
+ *  through untouched and stays the caller's. TANDEM_MISUSE for NULL db. */
+int tandem_set_log_callback(tandem *db, tandem_log_fn callback, void *context);
+
 /* ------------------------------------------------------------------------ */
 /* Reporting                                                                */
 /* ------------------------------------------------------------------------ */
@@ -276,11 +385,28 @@ int tandem_set_event_callback(tandem *db, tandem_event_fn callback, void *contex
  *  *json_out (free with tandem_free). */
 int tandem_status(tandem *db, char **json_out);
 
-/** One reporting view of the bound integration as a JSON array of rows:
- *  "tab_status", "pending_changes", "links", "conflicts", "record_errors",
- *  "runs" or "events". At most `limit` rows (0 means 100). Stored in
- *  *json_out (free with tandem_free). TANDEM_NOTFOUND for other names. */
+/** One reporting view of the bound integration as a JSON array of rows,
+ *  named as the view is: "tab_status", "pending_changes", "linked_records",
+ *  "conflicts", "record_errors", "run_history" or "event_history" (the
+ *  earlier names "links", "runs" and "events" are still accepted). Rows come
+ *  in each view's order: tab_status by tab, pending_changes oldest first,
+ *  linked_records by link_id, the others newest first. At most `limit` rows
+ *  (0 means 100). Stored in *json_out (free with tandem_free).
+ *  TANDEM_NOTFOUND for other names. */
 int tandem_report(tandem *db, const char *report, int limit, char **json_out);
+
+/** One page of a report (names and order as tandem_report's) as the JSON
+ *  object {"rows": [...], "next": KEY} where KEY is a string, or null on the
+ *  last page. Pass NULL as `after` for the first page, then each page's
+ *  "next", unchanged, for the one after it. The key is opaque: it names the
+ *  report and the position after the last row handed out, so rows added or
+ *  removed meanwhile never make a page repeat or skip a row that stayed
+ *  (the order is total). At most `limit` rows (0 means 100; more than 10000
+ *  gives 10000). Stored in *json_out (free with tandem_free), untouched on
+ *  failure. TANDEM_NOTFOUND for an unknown report; TANDEM_MISUSE for a
+ *  negative limit, NULL report or json_out, and an `after` this library did
+ *  not make for this report (malformed, edited, or from another report). */
+int tandem_report_page(tandem *db, const char *report, const char *after, int limit, char **json_out);
 
 /* ------------------------------------------------------------------------ */
 /* Memory                                                                   */

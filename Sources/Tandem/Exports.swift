@@ -10,12 +10,17 @@ import TandemEngine
 final class Handle {
     let engine: Engine
     var code: ResultCode = .ok
+    /// tandem_extended_errcode(): which case of `code`.
+    var extended: Int32 = 0
     /// Borrowed by the host until the next call on the handle. Optional
     /// because strdup() may fail (out of memory): that must not trap.
     var message: UnsafeMutablePointer<CChar>?
     var sqlstate: UnsafeMutablePointer<CChar>?
     var callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?
     var context: UnsafeMutableRawPointer?
+    /// Called on `context` when the event callback is replaced, cleared or
+    /// the handle closed (tandem_set_event_callback_v2).
+    var destroyContext: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
 
     init(engine: Engine) {
         self.engine = engine
@@ -24,12 +29,22 @@ final class Handle {
     }
 
     deinit {
+        releaseContext()
         free(message)
         free(sqlstate)
     }
 
-    func set(_ code: ResultCode, _ text: String, sqlstate state: String? = nil) -> Int32 {
+    /// Gives the event callback's context back to its destroy function, once.
+    func releaseContext() {
+        let (destroy, context) = (destroyContext, self.context)
+        destroyContext = nil
+        self.context = nil
+        destroy?(context)
+    }
+
+    func set(_ code: ResultCode, _ text: String, sqlstate state: String? = nil, extended: Int32? = nil) -> Int32 {
         self.code = code
+        self.extended = extended ?? code.rawValue
         free(message)
         message = strdup(text)
         free(sqlstate)
@@ -43,7 +58,7 @@ final class Handle {
             try work()
             return set(.ok, "")
         } catch let error as TandemError {
-            return set(error.code, error.message, sqlstate: error.sqlstate)
+            return set(error.code, error.message, sqlstate: error.sqlstate, extended: error.extended)
         } catch {
             return set(.error, String(describing: error))
         }
@@ -108,6 +123,7 @@ public func tandem_errstr(_ code: Int32) -> UnsafePointer<CChar> {
     case .state: return staticText("not allowed in the current state")
     case .notFound: return staticText("not found")
     case .removed: return staticText("the integration was removed")
+    case .canceled: return staticText("the pass was canceled")
     case nil: return staticText("unknown result code")
     }
 }
@@ -140,7 +156,11 @@ public func tandem_open(_ conninfo: UnsafePointer<CChar>?, _ out: UnsafeMutableP
 public func tandem_close(_ db: OpaquePointer?) {
     guard let db else { return }
     let object = Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(db))
-    object.takeUnretainedValue().engine.close()
+    let handle = object.takeUnretainedValue()
+    handle.engine.close()
+    handle.engine.eventHandler = nil
+    handle.engine.logHandler = nil
+    handle.releaseContext()
     object.release()
 }
 
@@ -155,6 +175,12 @@ public func tandem_errcode(_ db: OpaquePointer?) -> Int32 {
 public func tandem_errmsg(_ db: OpaquePointer?) -> UnsafePointer<CChar> {
     guard let object = handle(db) else { return staticText(nullHandleMessage) }
     return object.message.map { UnsafePointer($0) } ?? staticText(emptyText)
+}
+
+@_cdecl("tandem_extended_errcode")
+public func tandem_extended_errcode(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return object.code == .ok ? ResultCode.ok.rawValue : object.extended
 }
 
 @_cdecl("tandem_sqlstate")
@@ -249,6 +275,50 @@ public func tandem_sync(_ db: OpaquePointer?, _ changes: UnsafeMutablePointer<In
     }
 }
 
+@_cdecl("tandem_sync_v2")
+public func tandem_sync_v2(_ db: OpaquePointer?, _ result: UnsafeMutablePointer<tandem_sync_result>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    guard let result else { return object.set(.misuse, "tandem_sync_v2: result is NULL") }
+    let given = result.pointee.size
+    guard let firstCount = MemoryLayout<tandem_sync_result>.offset(of: \tandem_sync_result.read),
+          given >= firstCount + MemoryLayout<Int64>.size else {
+        return object.set(.misuse, "tandem_sync_v2: set result->size to sizeof(tandem_sync_result) before the call")
+    }
+    return object.call {
+        let summary = try object.engine.pass()
+        // Only the fields that fit in the caller's struct: it may be older.
+        let raw = UnsafeMutableRawPointer(result)
+        var filled = firstCount
+        func store<T>(_ value: T, _ field: PartialKeyPath<tandem_sync_result>) {
+            guard let offset = MemoryLayout<tandem_sync_result>.offset(of: field),
+                  offset + MemoryLayout<T>.size <= given else { return }
+            raw.storeBytes(of: value, toByteOffset: offset, as: T.self)
+            filled = max(filled, offset + MemoryLayout<T>.size)
+        }
+        store(summary.changesRead, \tandem_sync_result.read)
+        store(summary.matched, \tandem_sync_result.matched)
+        store(summary.createdInPipeline, \tandem_sync_result.created_in_pipeline)
+        store(summary.createdInCRM, \tandem_sync_result.created_in_crm)
+        store(summary.updatedInPipeline, \tandem_sync_result.updated_in_pipeline)
+        store(summary.updatedInCRM, \tandem_sync_result.updated_in_crm)
+        store(summary.conflicts, \tandem_sync_result.conflicts)
+        store(summary.errors, \tandem_sync_result.errors)
+        store(summary.waiting, \tandem_sync_result.waiting)
+        store(summary.deferred, \tandem_sync_result.deferred)
+        store(Int32(summary.didWork ? 1 : 0), \tandem_sync_result.more)
+        // The struct's own padding counts as filled when the whole struct fits.
+        if given >= MemoryLayout<tandem_sync_result>.size { filled = MemoryLayout<tandem_sync_result>.size }
+        result.pointee.size = filled
+    }
+}
+
+@_cdecl("tandem_cancel")
+public func tandem_cancel(_ db: OpaquePointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    object.engine.requestCancel()
+    return ResultCode.ok.rawValue
+}
+
 @_cdecl("tandem_socket")
 public func tandem_socket(_ db: OpaquePointer?) -> Int32 {
     guard let object = handle(db) else { return -1 }
@@ -302,14 +372,54 @@ public func tandem_set_event_callback(_ db: OpaquePointer?,
                                       _ callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?,
                                       _ context: UnsafeMutableRawPointer?) -> Int32 {
     guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return setEventCallback(object, callback, context, destroy: nil)
+}
+
+@_cdecl("tandem_set_event_callback_v2")
+public func tandem_set_event_callback_v2(_ db: OpaquePointer?,
+                                         _ callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?,
+                                         _ context: UnsafeMutableRawPointer?,
+                                         _ destroy: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    return setEventCallback(object, callback, context, destroy: destroy)
+}
+
+private func setEventCallback(_ object: Handle,
+                              _ callback: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Void)?,
+                              _ context: UnsafeMutableRawPointer?,
+                              destroy: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?) -> Int32 {
+    // The old context goes back to its owner before the new one is kept.
+    object.releaseContext()
     object.callback = callback
-    object.context = context
+    if callback == nil {
+        destroy?(context)
+    } else {
+        object.context = context
+        object.destroyContext = destroy
+    }
     if let callback {
         object.engine.eventHandler = { [unowned object] event in
             event.withCString { callback(object.context, $0) }
         }
     } else {
         object.engine.eventHandler = nil
+    }
+    return object.set(.ok, "")
+}
+
+@_cdecl("tandem_set_log_callback")
+public func tandem_set_log_callback(_ db: OpaquePointer?,
+                                    _ callback: (@convention(c) (UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?) -> Void)?,
+                                    _ context: UnsafeMutableRawPointer?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    if let callback {
+        // The context is the caller's; it is only passed through.
+        let box = UInt(bitPattern: context)
+        object.engine.logHandler = { level, message in
+            message.withCString { callback(UnsafeMutableRawPointer(bitPattern: box), level.rawValue, $0) }
+        }
+    } else {
+        object.engine.logHandler = nil
     }
     return object.set(.ok, "")
 }
@@ -331,6 +441,18 @@ public func tandem_report(_ db: OpaquePointer?, _ report: UnsafePointer<CChar>?,
     return object.call {
         let name = try argument(report, "report", on: object)
         give(try object.engine.report(name, limit: Int(max(limit, 0))), to: out)
+    }
+}
+
+@_cdecl("tandem_report_page")
+public func tandem_report_page(_ db: OpaquePointer?, _ report: UnsafePointer<CChar>?, _ after: UnsafePointer<CChar>?,
+                               _ limit: Int32, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    guard let object = handle(db) else { return ResultCode.misuse.rawValue }
+    guard let out else { return object.set(.misuse, "json_out is NULL") }
+    return object.call {
+        let name = try argument(report, "report", on: object)
+        let key = try after.map { _ in try argument(after, "after", on: object) }
+        give(try object.engine.reportPage(name, after: key, limit: Int(limit)), to: out)
     }
 }
 

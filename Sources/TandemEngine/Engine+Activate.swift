@@ -14,13 +14,13 @@ extension Engine {
             if tab != .contactsCompanies {
                 let first = states[Tab.contactsCompanies.rawValue]
                 if first?.state != TabState.active.rawValue || first?.completed != true {
-                    throw TandemError(.state, "tab \(name) can be set up only after contacts_companies is active and its initial sync is complete (R2); contacts_companies is \(first?.state ?? "not configured")")
+                    throw TandemError(.state, "tab \(name) can be set up only after contacts_companies is active and its initial sync is complete (R2); contacts_companies is \(first?.state ?? "not configured")", extended: ExtendedCode.stateTabOrder)
                 }
             }
             switch states[name].flatMap({ TabState(rawValue: $0.state) }) {
             case .initialSync?, .active?: return false
             case .inactive?:
-                throw TandemError(.state, "tab \(name) is inactive: reactivate it with a conflict policy for records changed on both sides meanwhile (R16)")
+                throw TandemError(.state, "tab \(name) is inactive: reactivate it with a conflict policy for records changed on both sides meanwhile (R16)", extended: ExtendedCode.stateInactive)
             case .removed?:
                 throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
             case .configured?, nil: break
@@ -53,7 +53,7 @@ extension Engine {
             throw TandemError(.notFound, "unknown tab '\(name)' (tabs: \(Tab.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         guard bound.integration.tabs.contains(tab) else {
-            throw TandemError(.state, "tab \(name) is not set up in the configuration of integration '\(bound.integration.name)': add it under \"tabs\" and configure again")
+            throw TandemError(.state, "tab \(name) is not set up in the configuration of integration '\(bound.integration.name)': add it under \"tabs\" and configure again", extended: ExtendedCode.stateTabNotConfigured)
         }
         return tab
     }

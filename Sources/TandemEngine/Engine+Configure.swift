@@ -109,7 +109,7 @@ extension Engine {
             """).rows.first
         guard let stored, let id = stored[0].flatMap({ Int64($0) }), let storedJSON = stored[1] else { return }
         if stored[2] == "t" {
-            throw TandemError(.state, "integration '\(name)' was removed (R17): remove it again with purge to set it up anew under this name, or choose another name")
+            throw TandemError(.state, "integration '\(name)' was removed (R17): remove it again with purge to set it up anew under this name, or choose another name", extended: ExtendedCode.stateRemoved)
         }
         let before = try Configuration.parse(storedJSON), after = try Configuration.parse(json)
         var problems: [String] = []
@@ -125,14 +125,14 @@ extension Engine {
             }
         }
         if !problems.isEmpty {
-            throw TandemError(.state, summary: "the configuration would change tabs in use:", problems: problems)
+            throw TandemError(.state, summary: "the configuration would change tabs in use:", problems: problems, extended: ExtendedCode.stateNotAllowed)
         }
     }
 
     func requireSchema() throws {
         let installed = try connection.execute("SELECT to_regclass('tandem.integrations') IS NOT NULL").scalar
         if installed != "t" {
-            throw TandemError(.state, "the tandem schema is not installed in this database: call install first")
+            throw TandemError(.state, "the tandem schema is not installed in this database: call install first", extended: ExtendedCode.stateNotInstalled)
         }
     }
 

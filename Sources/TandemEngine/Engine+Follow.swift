@@ -77,6 +77,10 @@ extension Engine {
                         SELECT min(d.retry_at) FROM tandem.deferred_records d WHERE d.integration_id = \(bound.id)) r(due)
                 """).scalar
         }
+        // A notification that arrived while that query ran was read into
+        // libpq's buffer with its result: the socket will not signal it
+        // again, so a host waiting on it now would miss the change.
+        if try database({ try !connection.notifications().isEmpty }) { return 0 }
         guard let due, let milliseconds = Int64(due) else { return -1 }
         // A little after the retry is due (the pass compares with its start
         // time), and never a busy loop.
@@ -117,6 +121,7 @@ extension Engine {
             } catch let error where Self.isConnectionLoss(error) && reconnectTimeout > 0 {
                 guard try restoreConnection(after: error) else { return }
             } catch let error where Self.isTransient(error) {
+                log(.warning, "a transient failure (SQLSTATE \((error as? TandemError)?.sqlstate ?? "")) rolled the pass back; retrying in \(Int(transientDelay * 1000)) ms")
                 emit([Self.json(["type": "transient_error", "integration": bound?.integration.name ?? "",
                                  "sqlstate": (error as? TandemError)?.sqlstate ?? "", "message": Self.message(of: error),
                                  "retry_in_ms": Int(transientDelay * 1000)])])

@@ -101,7 +101,7 @@ extension Engine {
         let bound = try requireBound()
         let tab = try configuredTab(name, in: bound)
         guard tab.hasViewsAndMappings else {
-            throw TandemError(.state, "tab \(name) has no CRM view and no field mapping to edit: the system maps activities and notes itself (R9)")
+            throw TandemError(.state, "tab \(name) has no CRM view and no field mapping to edit: the system maps activities and notes itself (R9)", extended: ExtendedCode.stateNotAllowed)
         }
         let stored = try database {
             try connection.execute("SELECT config::text FROM tandem.integrations WHERE integration_id = \(bound.id)").scalar
@@ -124,9 +124,9 @@ extension Engine {
             switch state.flatMap({ TabState(rawValue: $0.state) }) {
             case .active? where state?.job == nil, .inactive?: break
             case .active?, .initialSync?:
-                throw TandemError(.state, "tab \(name) is running its \(state?.job ?? "initial_sync") job: edit sync once it completes (see tandem.tab_status)")
+                throw TandemError(.state, "tab \(name) is running its \(state?.job ?? "initial_sync") job: edit sync once it completes (see tandem.tab_status)", extended: ExtendedCode.stateJobRunning)
             case .configured?, nil:
-                throw TandemError(.state, "tab \(name) is not active: change its view or mapping with configure, then activate it")
+                throw TandemError(.state, "tab \(name) is not active: change its view or mapping with configure, then activate it", extended: ExtendedCode.stateNotActivated)
             case .removed?:
                 throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
             }
@@ -188,13 +188,13 @@ extension Engine {
         let bound = try requireBound()
         let tab = try configuredTab(name, in: bound)
         guard tab != .contactsCompanies else {
-            throw TandemError(.state, "contacts_companies cannot be deactivated: it is the parent of every other tab (R15); to stop all sync, remove the integration (R17)")
+            throw TandemError(.state, "contacts_companies cannot be deactivated: it is the parent of every other tab (R15); to stop all sync, remove the integration (R17)", extended: ExtendedCode.stateNotAllowed)
         }
         return try lifecycleTransaction(bound) { events in
             let state = try tabStates(bound.id)[name]
             switch state.flatMap({ TabState(rawValue: $0.state) }) {
             case .inactive?: return false
-            case .configured?, nil: throw TandemError(.state, "tab \(name) was never activated: there is nothing to deactivate")
+            case .configured?, nil: throw TandemError(.state, "tab \(name) was never activated: there is nothing to deactivate", extended: ExtendedCode.stateNotActivated)
             case .removed?: throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
             case .active?, .initialSync?: break
             }
@@ -227,7 +227,7 @@ extension Engine {
             let state = try tabStates(bound.id)[name]
             switch state.flatMap({ TabState(rawValue: $0.state) }) {
             case .active?, .initialSync?: return false
-            case .configured?, nil: throw TandemError(.state, "tab \(name) was never activated: activate it instead")
+            case .configured?, nil: throw TandemError(.state, "tab \(name) was never activated: activate it instead", extended: ExtendedCode.stateNotActivated)
             case .removed?: throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
             case .inactive?: break
             }
@@ -264,7 +264,7 @@ extension Engine {
     @discardableResult
     public func remove(purge: Bool, leftForOwner: UnsafeMutablePointer<[String]>?) throws -> Bool {
         guard let bound else {
-            throw TandemError(.state, "no integration is bound to this handle: attach to the integration to remove")
+            throw TandemError(.state, "no integration is bound to this handle: attach to the integration to remove", extended: ExtendedCode.stateNotBound)
         }
         return try database {
             try connection.execute("BEGIN")
@@ -325,7 +325,7 @@ extension Engine {
                     SELECT name FROM tandem.integrations WHERE removed_at IS NULL ORDER BY name
                     """).rows.compactMap { $0[0] }
                 if !names.isEmpty {
-                    throw TandemError(.state, "the tandem schema still serves integration\(names.count == 1 ? "" : "s") \(names.map { "'\($0)'" }.joined(separator: ", ")): remove \(names.count == 1 ? "it" : "them") first (R17)")
+                    throw TandemError(.state, "the tandem schema still serves integration\(names.count == 1 ? "" : "s") \(names.map { "'\($0)'" }.joined(separator: ", ")): remove \(names.count == 1 ? "it" : "them") first (R17)", extended: ExtendedCode.stateNotAllowed)
                 }
                 // Nothing of Tandem's may stay on the app tables.
                 try connection.execute("SELECT tandem._reconcile_capture()")

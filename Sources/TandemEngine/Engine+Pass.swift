@@ -37,8 +37,12 @@ extension Engine {
     /// deferred, never waited for, and the rest of the batch commits (B11).
     /// A transient failure (deadlock, a lock timeout on an insert) rolls the
     /// pass back and it runs again after a short back-off.
+    /// tandem_cancel() from another thread interrupts it: it rolls back and
+    /// fails with `.canceled`.
     public func pass() throws -> PassSummary {
         let bound = try requireBound()
+        cancelState.beginPass()
+        defer { cancelState.endPass() }
         return try database {
             guard try acquireSyncerLock(bound) else {
                 try requireNotRemoved(bound)
@@ -49,6 +53,9 @@ extension Engine {
                 var events: [String] = []
                 do {
                     let summary = try passOnce(try requireBound(), events: &events)
+                    if summary.didWork {
+                        log(.info, "pass: \(summary.changesRead) read, \(summary.written) written, \(summary.conflicts) conflicts, \(summary.errors) record errors")
+                    }
                     emit(events)
                     return summary
                 } catch let rebind as ConfigurationChanged {
@@ -57,10 +64,13 @@ extension Engine {
                     try rebindStored(rebind.integrationID)
                 } catch let error as PostgresError where error.isTransient && attempt < 8 {
                     _ = try? connection.execute("ROLLBACK")
+                    log(.debug, "pass rolled back on a transient failure (SQLSTATE \(error.sqlstate ?? "")); retrying")
                     attempt += 1
                     usleep(useconds_t(1000 * attempt * attempt))
                 } catch {
-                    _ = try? connection.execute("ROLLBACK")
+                    // Twice if need be: a cancel that reached the server
+                    // late may interrupt the first ROLLBACK.
+                    if (try? connection.execute("ROLLBACK")) == nil { _ = try? connection.execute("ROLLBACK") }
                     throw error
                 }
             }
@@ -117,7 +127,7 @@ extension Engine {
         }
         if snapshot[1].flatMap({ Int64($0) }) != bound.configVersion { throw ConfigurationChanged(integrationID: id) }
         guard let current = snapshot[0] else {
-            throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again")
+            throw TandemError(.state, "integration '\(bound.integration.name)' has no sync cursor: configure it again", extended: ExtendedCode.stateNoCursor)
         }
         // A cursor ahead of every transaction id of this cluster: the database
         // was restored from a dump of another cluster, whose ids it carries.

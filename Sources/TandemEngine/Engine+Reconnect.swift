@@ -28,6 +28,8 @@ extension Engine {
         connection.close()
         isActiveSyncer = false
         connection = try Self.openSession(conninfo)
+        cancelState.use(connection)
+        routeNotices()
         if let bound { try database { try rebindStored(bound.id) } }
     }
 
@@ -37,6 +39,7 @@ extension Engine {
     /// `connection_lost` and `connection_restored`.
     func restoreConnection(after error: Error) throws -> Bool {
         let lostAt = Date()
+        log(.warning, "the connection to PostgreSQL was lost; restoring it: \(Self.message(of: error))")
         let name = bound?.integration.name ?? ""
         emit([Self.json(["type": "connection_lost", "integration": name, "message": Self.message(of: error)])])
         var delay = 0.1
@@ -46,6 +49,7 @@ extension Engine {
             attempts += 1
             do {
                 try reconnect()
+                log(.info, "the connection to PostgreSQL was restored after \(attempts) attempt\(attempts == 1 ? "" : "s")")
                 emit([Self.json(["type": "connection_restored", "integration": name, "attempts": attempts,
                                  "seconds": (Date().timeIntervalSince(lostAt) * 1000).rounded() / 1000])])
                 return true

@@ -1,24 +1,60 @@
+import Foundation
 import TandemCore
 import TandemPostgres
 
 /// Status and reports as JSON, built by PostgreSQL from the reporting views.
 extension Engine {
-    /// The reports a host may ask for, by name, and the view behind each.
+    /// The reports a host may ask for, by name, and the view behind each:
+    /// every view by its own name, and the short names of earlier versions.
     public static let reports: [String: String] = [
         "tab_status": "tab_status",
         "pending_changes": "pending_changes",
-        "links": "linked_records",
+        "linked_records": "linked_records",
         "conflicts": "conflicts",
         "record_errors": "record_errors",
+        "run_history": "run_history",
+        "event_history": "event_history",
+        "links": "linked_records",
         "runs": "run_history",
         "events": "event_history",
     ]
 
-    static let reportOrder: [String: String] = [
-        "tab_status": "tab", "pending_changes": "since", "linked_records": "link_id",
-        "conflicts": "decided_at DESC", "record_errors": "last_failed_at DESC",
-        "run_history": "run_id DESC", "event_history": "event_id DESC",
+    /// The report names to show people: the views' own names.
+    static var reportNames: String {
+        Set(reports.values).sorted().joined(separator: ", ")
+    }
+
+    /// The order of each view, total: the natural order first, then a unique
+    /// key as tie-breaker, all in one direction so that a page can start
+    /// after a row with one row comparison. Each key is an expression over
+    /// `v` and the type its value is read back as from a page key.
+    struct ReportOrder {
+        let keys: [(expression: String, type: String)]
+        let descending: Bool
+
+        var orderBy: String { keys.map { $0.expression + (descending ? " DESC" : "") }.joined(separator: ", ") }
+    }
+
+    static let reportOrders: [String: ReportOrder] = [
+        "tab_status": ReportOrder(keys: [("v.tab", "text")], descending: false),
+        "pending_changes": ReportOrder(keys: [("coalesce(v.since, '-infinity')", "timestamptz"), ("v.module", "text"), ("v.side", "text"),
+                                              ("v.record_id::text", "text"), ("v.change", "text")], descending: false),
+        "linked_records": ReportOrder(keys: [("v.link_id", "bigint")], descending: false),
+        // A field of a link is decided at most once per pass (one transaction, one now()).
+        "conflicts": ReportOrder(keys: [("v.decided_at", "timestamptz"), ("v.link_id", "bigint"), ("v.field", "text")], descending: true),
+        // One open failure per record of a module and side (record_failures_pk).
+        "record_errors": ReportOrder(keys: [("v.last_failed_at", "timestamptz"), ("v.module", "text"), ("v.from_side", "text"),
+                                            ("v.record_id::text", "text")], descending: true),
+        "run_history": ReportOrder(keys: [("v.run_id", "bigint")], descending: true),
+        "event_history": ReportOrder(keys: [("v.event_id", "bigint")], descending: true),
     ]
+
+    func reportView(_ name: String) throws -> String {
+        guard let view = Self.reports[name] else {
+            throw TandemError(.notFound, "unknown report '\(name)' (reports: \(Self.reportNames); links, runs and events are accepted too)")
+        }
+        return view
+    }
 
     /// {"integration": ..., "policy": ..., "active_syncer": ..., "tabs": [rows of tandem.tab_status]}
     public func status() throws -> String {
@@ -39,17 +75,85 @@ extension Engine {
 
     /// One reporting view of the bound integration as a JSON array.
     public func report(_ name: String, limit: Int) throws -> String {
-        guard let view = Self.reports[name] else {
-            throw TandemError(.notFound, "unknown report '\(name)' (reports: \(Self.reports.keys.sorted().joined(separator: ", ")))")
-        }
+        let view = try reportView(name)
         let bound = try requireBound()
         let rows = limit > 0 ? limit : 100
+        let order = Self.reportOrders[view]?.orderBy ?? "1"
         return try database {
             try connection.execute("""
                 SELECT coalesce(json_agg(row_to_json(r)), '[]'::json)::text
                   FROM (SELECT * FROM tandem.\(identifier: view) v WHERE v.integration = \(bound.integration.name)
-                         ORDER BY \(raw: Self.reportOrder[view] ?? "1") LIMIT \(rows)) r
+                         ORDER BY \(raw: order) LIMIT \(rows)) r
                 """).scalar ?? "[]"
+        }
+    }
+
+    /// One page of a report: {"rows": [...], "next": key or null}. `after`
+    /// is the "next" of the page before (nil for the first page): an opaque
+    /// key this library made, naming the report and the order key of the
+    /// last row handed out. Rows added or removed between pages shift no
+    /// other row: each page starts after a key, not at an offset.
+    public func reportPage(_ name: String, after: String?, limit: Int) throws -> String {
+        let view = try reportView(name)
+        guard limit >= 0 else { throw TandemError(.misuse, "limit must be 0 (100 rows) or more") }
+        let rows = limit > 0 ? min(limit, 10_000) : 100
+        guard let order = Self.reportOrders[view] else { throw TandemError(.error, "report \(view) has no order") }
+        let start = try after.map { try Self.pageKey(decoding: $0, view: view, order: order) }
+        let bound = try requireBound()
+        return try database {
+            var condition = SQL()
+            if let start {
+                // Checked by the server before use: a key whose values do not
+                // read as their types is the caller's mistake, not a database error.
+                let casts = zip(start, order.keys).map { SQL(parameter: $0) + SQL(raw: "::" + $1.type) }
+                do {
+                    try connection.execute(SQL(raw: "SELECT ") + SQL.join(casts, separator: ", "))
+                } catch let error as PostgresError where error.kind == .statement {
+                    throw TandemError(.misuse, "the page key is malformed: pass the \"next\" of the page before, unchanged")
+                }
+                condition = SQL(raw: " AND (\(order.keys.map(\.expression).joined(separator: ", "))) \(order.descending ? "<" : ">") (")
+                    + SQL.join(casts, separator: ", ") + SQL(raw: ")")
+            }
+            let keys = order.keys.map { "(\($0.expression))::text" }.joined(separator: ", ")
+            let result = try connection.execute("""
+                SELECT row_to_json(v)::text, \(raw: keys) FROM tandem.\(identifier: view) v
+                 WHERE v.integration = \(bound.integration.name)\(condition)
+                 ORDER BY \(raw: order.orderBy) LIMIT \(rows + 1)
+                """)
+            let page = result.rows.prefix(rows)
+            var next = "null"
+            if result.rows.count > rows, let last = page.last {
+                next = Self.json(["next": Self.pageKey(encoding: Array(last.dropFirst()), view: view)])
+                next = String(next.dropFirst("{\"next\":".count).dropLast())
+            }
+            return "{\"rows\":[" + page.map { $0[0] ?? "null" }.joined(separator: ",") + "],\"next\":" + next + "}"
+        }
+    }
+
+    /// The opaque page key: "p1." and base64url of a JSON array: the view,
+    /// then the order key of the last row handed out.
+    static func pageKey(encoding values: [String?], view: String) -> String {
+        let array: [Any] = [view] + values.map { $0.map { $0 as Any } ?? NSNull() }
+        let data = (try? JSONSerialization.data(withJSONObject: array)) ?? Data()
+        return "p1." + data.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func pageKey(decoding key: String, view: String, order: ReportOrder) throws -> [String?] {
+        let malformed = TandemError(.misuse, "the page key is malformed: pass the \"next\" of the page before, unchanged")
+        guard key.hasPrefix("p1."), key.utf8.count <= 4096 else { throw malformed }
+        var base64 = String(key.dropFirst(3)).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64),
+              let array = try? JSONSerialization.jsonObject(with: data) as? [Any],
+              array.count == order.keys.count + 1, let keyView = array.first as? String else { throw malformed }
+        guard keyView == view else {
+            throw TandemError(.misuse, "the page key belongs to report \(keyView), not \(view)")
+        }
+        return try array.dropFirst().map { value -> String? in
+            guard let text = value as? String else { throw malformed }
+            return text
         }
     }
 }

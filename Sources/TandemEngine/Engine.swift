@@ -5,6 +5,70 @@ import TandemPostgres
 /// An event for hosts: JSON, delivered after the transaction that caused it committed.
 public typealias EventHandler = (String) -> Void
 
+/// How much a log message matters; the values are those of include/tandem.h
+/// (TANDEM_LOG_ERROR ...): lower is more severe.
+public enum LogLevel: Int32, Sendable, CaseIterable {
+    case error = 1
+    case warning = 2
+    case info = 3
+    case debug = 4
+}
+
+/// Where the library's diagnostics go. The library never prints by itself:
+/// with no handler it is silent. Messages never carry connection strings,
+/// passwords or values of records.
+public typealias LogHandler = (LogLevel, String) -> Void
+
+/// Lets another thread interrupt the pass in flight (tandem_cancel). The
+/// connection is replaced when a lost one is restored, so the current one is
+/// kept here, under a lock, rather than read from the engine.
+final class CancelState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var connection: Connection?
+    private var passRunning = false
+    private var requested = false
+
+    func use(_ connection: Connection) {
+        lock.lock()
+        self.connection = connection
+        lock.unlock()
+    }
+
+    /// A pass begins: earlier cancels are forgotten (a cancel when nothing
+    /// runs is harmless).
+    func beginPass() {
+        lock.lock()
+        passRunning = true
+        requested = false
+        connection?.clearCancel()
+        lock.unlock()
+    }
+
+    func endPass() {
+        lock.lock()
+        passRunning = false
+        requested = false
+        connection?.clearCancel()
+        lock.unlock()
+    }
+
+    /// Whether tandem_cancel interrupted the pass in flight.
+    var wasRequested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return requested
+    }
+
+    /// Any thread. Does nothing unless a pass runs.
+    func cancel() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard passRunning, let connection else { return }
+        requested = true
+        connection.cancel()
+    }
+}
+
 /// Runs the compiled SQL of one integration over one libpq connection.
 /// One thread at a time, except `requestStop()`.
 public final class Engine {
@@ -18,6 +82,11 @@ public final class Engine {
     /// The bound integration, resolved against the catalog.
     var bound: Bound?
     public var eventHandler: EventHandler?
+    /// Diagnostics for the host (tandem_set_log_callback); nil: silent.
+    public var logHandler: LogHandler? {
+        didSet { routeNotices() }
+    }
+    let cancelState = CancelState()
     /// Whether this connection holds the integration's syncer lock (B9).
     var isActiveSyncer = false
     /// Passes since the temporary work tables were last truncated.
@@ -40,7 +109,32 @@ public final class Engine {
         self.conninfo = conninfo
         connection = try Self.openSession(conninfo)
         stopSignal = try StopSignal()
+        cancelState.use(connection)
     }
+
+    /// Logs through the host's handler; the text is built only when one is set.
+    func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        guard let logHandler else { return }
+        logHandler(level, message())
+    }
+
+    /// The server's notices and warnings go to the log handler (libpq would
+    /// print them to stderr).
+    func routeNotices() {
+        guard logHandler != nil else {
+            connection.noticeHandler = nil
+            return
+        }
+        connection.noticeHandler = { [weak self] severity, sqlstate, message in
+            let level: LogLevel = ["ERROR", "FATAL", "PANIC"].contains(severity) ? .error
+                : severity == "WARNING" ? .warning : severity == "DEBUG" ? .debug : .info
+            self?.log(level, "PostgreSQL \(severity)\(sqlstate.map { " [SQLSTATE \($0)]" } ?? ""): \(message)")
+        }
+    }
+
+    /// Interrupts the pass in flight from any thread: it rolls back and its
+    /// call fails with `.canceled`. Does nothing when no pass runs.
+    public func requestCancel() { cancelState.cancel() }
 
     /// A new session with the settings every pass relies on.
     static func openSession(_ conninfo: String) throws -> Connection {
@@ -81,7 +175,7 @@ public final class Engine {
 
     func requireBound() throws -> Bound {
         guard let bound else {
-            throw TandemError(.state, "no integration is bound to this handle: call configure or attach first")
+            throw TandemError(.state, "no integration is bound to this handle: call configure or attach first", extended: ExtendedCode.stateNotBound)
         }
         return bound
     }
@@ -115,14 +209,18 @@ public final class Engine {
         do {
             return try work()
         } catch let error as PostgresError {
-            if ProcessInfo.processInfo.environment["TANDEM_DEBUG_SQL"] != nil {
-                FileHandle.standardError.write(Data("tandem: \(error.debugDescription)\n".utf8))
-            }
+            // The statement text has $n placeholders, never values; the
+            // server's message may quote a value, so it is not logged.
+            log(.debug, "statement failed\(error.sqlstate.map { " with SQLSTATE \($0)" } ?? "")\(error.statement.map { ": \($0)" } ?? "")")
             switch error.kind {
             case .connection: throw TandemError(.connect, error.description, sqlstate: error.sqlstate)
             case .statement:
-                if error.sqlstate == "3F000" || error.sqlstate == "42P01", error.message.contains("tandem") {
-                    throw TandemError(.state, "the tandem schema is not installed in this database: call install first (\(error.message))", sqlstate: error.sqlstate)
+                if error.sqlstate == Connection.queryCanceled, cancelState.wasRequested {
+                    throw TandemError(.canceled, "the pass was canceled (tandem_cancel) and rolled back; the next pass does its work", sqlstate: error.sqlstate)
+                }
+                if error.sqlstate == "3F000" || error.sqlstate == "42P01", try schemaIsMissing() {
+                    throw TandemError(.state, "the tandem schema is not installed in this database: call install first (\(error.message))",
+                                      sqlstate: error.sqlstate, extended: ExtendedCode.stateNotInstalled)
                 }
                 if error.sqlstate == "42501" {
                     throw TandemError(.permission, "\(error.description): the role that runs Tandem lacks a privilege (README, \"Roles\", lists the grants it needs)", sqlstate: error.sqlstate)
@@ -130,6 +228,16 @@ public final class Engine {
                 throw TandemError(.database, error.description, sqlstate: error.sqlstate)
             }
         }
+    }
+
+    /// Whether the tandem schema is missing, asked of the catalog (an
+    /// undefined table may as well be one of the apps'). In a failed
+    /// transaction the catalog cannot be asked until it rolls back.
+    func schemaIsMissing() throws -> Bool {
+        // The failed transaction is lost anyway: every caller rolls it back.
+        if connection.inFailedTransaction { _ = try? connection.execute("ROLLBACK") }
+        guard let installed = try? connection.execute("SELECT to_regclass('tandem.integrations') IS NOT NULL").scalar else { return false }
+        return installed == "f"
     }
 
     func emit(_ events: [String]) {

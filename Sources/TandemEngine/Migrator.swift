@@ -46,7 +46,7 @@ enum Migrator {
                 applied[version] = (row[1] ?? "", row[2])
             }
             if let newest = applied.keys.max(), newest > latestVersion {
-                throw TandemError(.state, "the tandem schema is at migration \(newest), newer than this library knows (\(latestVersion)); upgrade the library")
+                throw TandemError(.state, "the tandem schema is at migration \(newest), newer than this library knows (\(latestVersion)); upgrade the library", extended: ExtendedCode.stateSchemaVersion)
             }
             for migration in embedded.sorted(by: { $0.version < $1.version }) {
                 let checksum = try self.checksum(of: migration, on: connection)
@@ -65,7 +65,7 @@ enum Migrator {
                         differs from this library's \(migration.name) (checksum \(stored.prefix(12)) applied, \(checksum.prefix(12)) \
                         in the library): applied migrations are never edited; use the library the database was installed with, \
                         or add the change as a new migration
-                        """)
+                        """, extended: ExtendedCode.stateSchemaVersion)
                 }
             }
             try connection.execute("COMMIT")

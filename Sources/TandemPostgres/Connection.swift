@@ -1,9 +1,25 @@
 import CLibPQ
 import Foundation
 
-/// One libpq connection. Not thread-safe: one thread at a time.
+/// One libpq connection. Not thread-safe: one thread at a time, except
+/// `cancel()`, which any thread may call.
 public final class Connection {
     private var handle: OpaquePointer?
+    /// libpq's cancel object for this session (PQgetCancel), kept beside the
+    /// connection so that another thread can interrupt the statement in
+    /// flight; guarded by `cancelLock`, as `close()` frees it.
+    private var cancelObject: OpaquePointer?
+    /// A cancel asked for but not yet seen by a statement: the server ignores
+    /// a cancel that arrives between statements, so the next statement this
+    /// connection starts fails instead, as the server would have failed it.
+    private var cancelPending = false
+    private let cancelLock = NSLock()
+    /// Receives the server's notices and warnings (libpq would print them to
+    /// stderr): severity, SQLSTATE, message. Nil drops them.
+    public var noticeHandler: ((String, String?, String) -> Void)?
+
+    /// The SQLSTATE of query_canceled, which a canceled statement fails with.
+    public static let queryCanceled = "57014"
 
     /// Connects with a libpq connection string or URI.
     public init(conninfo: String) throws {
@@ -16,6 +32,18 @@ public final class Connection {
             throw PostgresError(kind: .connection, message: "could not connect to PostgreSQL: \(message)")
         }
         handle = connection
+        // The library never prints: notices go to `noticeHandler`, or nowhere.
+        PQsetNoticeReceiver(connection, { context, result in
+            guard let context, let result else { return }
+            let owner = Unmanaged<Connection>.fromOpaque(context).takeUnretainedValue()
+            guard let handler = owner.noticeHandler else { return }
+            let field = { (code: UInt8) -> String? in
+                PQresultErrorField(result, Int32(code)).map { String(cString: $0) }
+            }
+            handler(field(UInt8(ascii: "S")) ?? "NOTICE", field(UInt8(ascii: "C")),
+                    PostgresError.redactingSecrets(field(UInt8(ascii: "M")) ?? ""))
+        }, Unmanaged.passUnretained(self).toOpaque())
+        cancelObject = PQgetCancel(connection)
         // Results are text; dates and numbers must not depend on the session defaults.
         try executeScript("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 3; SET client_min_messages = warning")
     }
@@ -23,8 +51,51 @@ public final class Connection {
     deinit { close() }
 
     public func close() {
+        cancelLock.lock()
+        if let cancelObject { PQfreeCancel(cancelObject) }
+        cancelObject = nil
+        cancelPending = false
+        cancelLock.unlock()
         if let handle { PQfinish(handle) }
         handle = nil
+    }
+
+    /// Interrupts the statement in flight (PQcancel, thread-safe); when none
+    /// is, the next statement fails the same way, with SQLSTATE 57014, until
+    /// `clearCancel()`. Any thread. Returns false when the connection is closed.
+    @discardableResult
+    public func cancel() -> Bool {
+        cancelLock.lock()
+        defer { cancelLock.unlock() }
+        guard let cancelObject else { return false }
+        cancelPending = true
+        var buffer = [CChar](repeating: 0, count: 256)
+        // A failure to reach the server leaves the pending flag to do the work.
+        _ = PQcancel(cancelObject, &buffer, Int32(buffer.count))
+        return true
+    }
+
+    /// Forgets a cancel not yet seen by a statement.
+    public func clearCancel() {
+        cancelLock.lock()
+        cancelPending = false
+        cancelLock.unlock()
+    }
+
+    /// Consumes a pending cancel: true once per cancel.
+    private func takeCancel() -> Bool {
+        cancelLock.lock()
+        defer { cancelLock.unlock() }
+        let pending = cancelPending
+        cancelPending = false
+        return pending
+    }
+
+    private func throwIfCanceled(_ statement: String?) throws {
+        if takeCancel() {
+            throw PostgresError(kind: .statement, message: "canceling statement due to user request",
+                                sqlstate: Connection.queryCanceled, statement: statement)
+        }
     }
 
     /// The socket to poll for readability (notifications), or -1.
@@ -39,6 +110,13 @@ public final class Connection {
         return PQbackendPID(handle)
     }
 
+    /// Whether a statement failed inside the open transaction, which then
+    /// accepts nothing but ROLLBACK.
+    public var inFailedTransaction: Bool {
+        guard let handle else { return false }
+        return PQtransactionStatus(handle) == PQTRANS_INERROR
+    }
+
     public var isOpen: Bool {
         guard let handle else { return false }
         return PQstatus(handle) == CONNECTION_OK
@@ -49,6 +127,7 @@ public final class Connection {
     public func execute(_ sql: SQL) throws -> QueryResult {
         let connection = try open()
         let (text, values) = sql.render()
+        try throwIfCanceled(text)
         if values.isEmpty {
             return try check(PQexecParams(connection, text, 0, nil, nil, nil, nil, 0), statement: text)
         }
@@ -76,6 +155,7 @@ public final class Connection {
         }
         let script = texts.compactMap { $0 }.joined(separator: ";\n")
         let connection = try open()
+        try throwIfCanceled(script)
         return try check(PQexec(connection, script), statement: script)
     }
 
@@ -126,6 +206,8 @@ public final class Connection {
             }
             let primary = field(Int32(UInt8(ascii: "M"))) ?? Connection.trimmed(PQresultErrorMessage(result))
             let lost = handle.map { PQstatus($0) != CONNECTION_OK } ?? true
+            // The server saw the cancel: nothing is left pending.
+            if field(Int32(UInt8(ascii: "C"))) == Connection.queryCanceled { clearCancel() }
             throw PostgresError(kind: lost ? .connection : .statement,
                                 message: primary,
                                 sqlstate: field(Int32(UInt8(ascii: "C"))),

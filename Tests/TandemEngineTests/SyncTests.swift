@@ -1,6 +1,6 @@
 import Foundation
 import TandemCore
-import TandemEngine
+@testable import TandemEngine
 import TandemPostgres
 import TandemTestSupport
 import XCTest
@@ -509,5 +509,93 @@ final class ReportTests: XCTestCase {
             XCTAssertLessThanOrEqual(rows?.count ?? 99, 3, name)
         }
         XCTAssertThrowsError(try engine.report("nope", limit: 1)) { XCTAssertEqual(($0 as! TandemError).code, .notFound) }
+    }
+
+    /// Every view pages in its total order: the pages add up to the whole
+    /// report, in the same order, whatever the page size.
+    func testEveryReportPagesInItsTotalOrder() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try db.execute("UPDATE pipeline.contacts SET title = 'x' || coalesce(title, '') WHERE id IN (SELECT id FROM pipeline.contacts ORDER BY id LIMIT 5)")
+        for view in Set(Engine.reports.values).sorted() {
+            let whole = try JSONSerialization.jsonObject(with: Data(try engine.report(view, limit: 10_000).utf8)) as? [Any] ?? []
+            var paged: [Any] = []
+            var after: String?
+            var pages = 0
+            repeat {
+                let page = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try engine.reportPage(view, after: after, limit: 3).utf8)) as? [String: Any])
+                paged += page["rows"] as? [Any] ?? []
+                after = page["next"] as? String
+                pages += 1
+            } while after != nil && pages < 10_000
+            XCTAssertEqual(NSArray(array: paged), NSArray(array: whole), view)
+        }
+        XCTAssertThrowsError(try engine.reportPage("run_history", after: "p1.e30", limit: 1)) { XCTAssertEqual(($0 as! TandemError).code, .misuse) }
+        XCTAssertThrowsError(try engine.reportPage("run_history", after: nil, limit: -1)) { XCTAssertEqual(($0 as! TandemError).code, .misuse) }
+    }
+
+    /// "Not installed" is asked of the catalog, not guessed from a message:
+    /// a bound handle whose schema was dropped says so; a missing app table
+    /// is a database error.
+    func testAMissingSchemaIsToldFromTheCatalog() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try db.execute("DROP SCHEMA tandem CASCADE")
+        XCTAssertThrowsError(try engine.status()) {
+            let error = $0 as! TandemError
+            XCTAssertEqual(error.code, .state)
+            XCTAssertEqual(error.extended, ExtendedCode.stateNotInstalled)
+        }
+        let other = try TestDatabase()
+        let bound = try other.syncedEngine()
+        try other.execute("ALTER TABLE crm.contacts RENAME TO contacts_elsewhere")
+        try other.execute("UPDATE pipeline.contacts SET title = 'x' WHERE id = (SELECT min(id) FROM pipeline.contacts)")
+        XCTAssertThrowsError(try bound.pass()) {
+            let error = $0 as! TandemError
+            XCTAssertNotEqual(error.extended, ExtendedCode.stateNotInstalled, error.message)
+        }
+    }
+
+    /// The library never prints: the server's warnings reach the log handler.
+    func testServerNoticesGoToTheLogHandler() throws {
+        let db = try TestDatabase()
+        let engine = try db.engine()
+        var lines: [(LogLevel, String)] = []
+        engine.logHandler = { lines.append(($0, $1)) }
+        try engine.connection.execute("DO $$ BEGIN RAISE WARNING 'careful'; END $$")
+        XCTAssertTrue(lines.contains { $0.0 == .warning && $0.1.contains("careful") }, "\(lines)")
+        engine.logHandler = nil
+        try engine.connection.execute("DO $$ BEGIN RAISE WARNING 'unheard'; END $$")
+        XCTAssertFalse(lines.contains { $0.1.contains("unheard") })
+    }
+
+    /// A cancel from another thread interrupts the pass in flight, which
+    /// rolls back (B5); a cancel when nothing runs does nothing.
+    func testCancelInterruptsThePassWhichRollsBack() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        engine.requestCancel()
+        XCTAssertNoThrow(try engine.pass())
+        let cursor = try db.scalar("SELECT snapshot::text FROM tandem.sync_cursors")
+        let runs = try db.count("SELECT count(*) FROM tandem.runs")
+        try db.execute("UPDATE pipeline.contacts SET title = 'x' WHERE id = (SELECT min(id) FROM pipeline.contacts)")
+        let locker = try Connection(conninfo: db.conninfo)
+        try locker.execute("BEGIN")
+        try locker.execute("LOCK TABLE tandem.runs IN ACCESS EXCLUSIVE MODE")
+        // requestCancel() is the one call meant for another thread.
+        nonisolated(unsafe) let target = engine
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { target.requestCancel() }
+        XCTAssertThrowsError(try engine.pass()) {
+            let error = $0 as! TandemError
+            XCTAssertEqual(error.code, .canceled, error.message)
+            XCTAssertEqual(error.sqlstate, "57014")
+        }
+        try locker.execute("ROLLBACK")
+        locker.close()
+        XCTAssertEqual(try db.scalar("SELECT snapshot::text FROM tandem.sync_cursors"), cursor)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.runs"), runs)
+        let summary = try engine.pass()
+        XCTAssertGreaterThanOrEqual(summary.changesRead, 1)
+        XCTAssertTrue(summary.didWork)
     }
 }

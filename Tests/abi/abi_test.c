@@ -19,10 +19,13 @@
 
 #include "tandem.h"
 
+#include <libpq-fe.h>
+
 #include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,10 +307,10 @@ static void test_version(void)
 
 static void test_errstr(void)
 {
-    const char *texts[10];
+    const char *texts[12];
     int ok = 1;
     char why[512] = "";
-    for (int code = 0; code <= 9; code++) {
+    for (int code = 0; code <= 11; code++) {
         texts[code] = tandem_errstr(code);
         if (texts[code] == NULL || texts[code][0] == '\0') {
             ok = 0;
@@ -321,7 +324,12 @@ static void test_errstr(void)
             }
         }
     }
-    check(ok, "tandem_errstr: codes 0..9 have distinct, non-empty texts", "%s", why);
+    check(ok, "tandem_errstr: codes 0..11 have distinct, non-empty texts", "%s", why);
+    check(strcmp(tandem_errstr(TANDEM_CANCELED), "the pass was canceled") == 0, "tandem_errstr(TANDEM_CANCELED)",
+          "got \"%s\"", tandem_errstr(TANDEM_CANCELED));
+    check((TANDEM_STATE_NOT_BOUND & 0xff) == TANDEM_STATE && (TANDEM_STATE_TAB_NOT_CONFIGURED & 0xff) == TANDEM_STATE
+              && TANDEM_STATE_NOT_BOUND != TANDEM_STATE_NOT_INSTALLED,
+          "extended codes: the primary code in the low 8 bits, distinct cases", NULL);
 
     const char *unknown = tandem_errstr(999);
     check(unknown != NULL && unknown[0] != '\0', "tandem_errstr(999) gives non-NULL, non-empty text",
@@ -378,6 +386,16 @@ static void test_null_handle(void)
     NULL_HANDLE(tandem_remove(NULL, 0), "tandem_remove");
     NULL_HANDLE(tandem_uninstall(NULL), "tandem_uninstall");
     NULL_HANDLE(tandem_set_reconnect_timeout(NULL, 10), "tandem_set_reconnect_timeout");
+    {
+        tandem_sync_result result = { sizeof result, 4242, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+        NULL_HANDLE(tandem_sync_v2(NULL, &result), "tandem_sync_v2");
+        check(result.read == 4242 && result.size == sizeof result, "NULL handle: tandem_sync_v2 leaves *result untouched", NULL);
+    }
+    NULL_HANDLE(tandem_cancel(NULL), "tandem_cancel");
+    NULL_HANDLE(tandem_set_log_callback(NULL, NULL, NULL), "tandem_set_log_callback");
+    NULL_HANDLE(tandem_set_event_callback_v2(NULL, dummy_event, NULL, NULL), "tandem_set_event_callback_v2");
+    NULL_HANDLE(tandem_report_page(NULL, "run_history", NULL, 0, &s), "tandem_report_page");
+    NULL_HANDLE(tandem_extended_errcode(NULL), "tandem_extended_errcode");
 #undef NULL_HANDLE
 
     check(s == SENTINEL_STRING, "NULL handle: status/report leave *json_out untouched", "it was overwritten");
@@ -801,6 +819,449 @@ static void check_stop_from_signal(tandem *db)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Extended result codes, sync_v2, paging, cancel, logging, destructors    */
+/* ------------------------------------------------------------------------ */
+
+/* Checks the extended code of the last call on db. */
+static int check_extended(tandem *db, int expected, const char *name)
+{
+    int extended = tandem_extended_errcode(db);
+    int primary = tandem_errcode(db);
+    return check(extended == expected && (extended & 0xff) == primary, name,
+                 "tandem_extended_errcode() is %d (primary %d), expected %d; errmsg: %s", extended, primary, expected,
+                 tandem_errmsg(db));
+}
+
+/* Before tandem_install: the schema is missing, nothing is bound. */
+static void test_extended_before_install(tandem *db)
+{
+    char *s = SENTINEL_STRING;
+    check_rc(db, tandem_set_reconnect_timeout(db, 300), TANDEM_OK, "tandem_set_reconnect_timeout(300)");
+    check(tandem_extended_errcode(db) == TANDEM_OK, "after success: tandem_extended_errcode() is TANDEM_OK", NULL);
+    check_rc(db, tandem_attach(db, "default"), TANDEM_STATE, "tandem_attach before tandem_install: TANDEM_STATE");
+    check_extended(db, TANDEM_STATE_NOT_INSTALLED, "tandem_attach before tandem_install: TANDEM_STATE_NOT_INSTALLED");
+    check_rc(db, tandem_configure(db, DEFAULT_CONFIG), TANDEM_STATE, "tandem_configure before tandem_install: TANDEM_STATE");
+    check_extended(db, TANDEM_STATE_NOT_INSTALLED, "tandem_configure before tandem_install: TANDEM_STATE_NOT_INSTALLED");
+    check_rc(db, tandem_status(db, &s), TANDEM_STATE, "tandem_status on an unbound handle: TANDEM_STATE");
+    check_extended(db, TANDEM_STATE_NOT_BOUND, "tandem_status on an unbound handle: TANDEM_STATE_NOT_BOUND");
+    check(s == SENTINEL_STRING, "tandem_status on an unbound handle leaves *json_out untouched", NULL);
+    check_rc(db, tandem_sync(db, NULL), TANDEM_STATE, "tandem_sync on an unbound handle: TANDEM_STATE");
+    check_extended(db, TANDEM_STATE_NOT_BOUND, "tandem_sync on an unbound handle: TANDEM_STATE_NOT_BOUND");
+    check_rc(db, tandem_report_page(db, "run_history", NULL, 0, &s), TANDEM_STATE,
+             "tandem_report_page on an unbound handle: TANDEM_STATE");
+    check_extended(db, TANDEM_STATE_NOT_BOUND, "tandem_report_page on an unbound handle: TANDEM_STATE_NOT_BOUND");
+    check_rc(db, tandem_report(db, "no_such_report", 0, &s), TANDEM_NOTFOUND, "an unknown report: TANDEM_NOTFOUND");
+    check_extended(db, TANDEM_NOTFOUND, "a failure with no more to say: the extended code is the primary code");
+    check_rc(db, tandem_validate(db, "{"), TANDEM_CONFIG, "bad JSON: TANDEM_CONFIG");
+    check_extended(db, TANDEM_CONFIG, "TANDEM_CONFIG has no extended case");
+}
+
+/* The "next" of a page into buf; NULL when it is null (the last page). */
+static const char *json_next(const char *json, char *buf, size_t size)
+{
+    const char *p = strstr(json, "\"next\":");
+    if (p == NULL) return NULL;
+    p += strlen("\"next\":");
+    while (isspace((unsigned char)*p)) p++;
+    if (*p != '"') return NULL;
+    p++;
+    size_t n = 0;
+    while (*p && *p != '"' && n + 1 < size) buf[n++] = *p++;
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The rows array of a page, for json_array_length. */
+static const char *page_rows(const char *json)
+{
+    const char *p = strstr(json, "\"rows\":");
+    return p ? p + strlen("\"rows\":") : "";
+}
+
+static void test_report_pages(tandem *db)
+{
+    static const char *const names[] = { "tab_status", "pending_changes", "linked_records", "conflicts", "record_errors",
+                                         "run_history", "event_history", "links", "runs", "events" };
+    char name[256];
+    char *s;
+    int rc;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        s = NULL;
+        rc = tandem_report(db, names[i], 5, &s);
+        snprintf(name, sizeof name, "tandem_report(\"%s\") is accepted", names[i]);
+        if (check_rc(db, rc, TANDEM_OK, name)) {
+            snprintf(name, sizeof name, "tandem_report(\"%s\", 5) is an array of at most 5 rows", names[i]);
+            long n = json_array_length(s);
+            check(n >= 0 && n <= 5, name, "got %.200s", safe(s));
+            tandem_free(s);
+        }
+        s = NULL;
+        rc = tandem_report_page(db, names[i], NULL, 5, &s);
+        snprintf(name, sizeof name, "tandem_report_page(\"%s\") is accepted", names[i]);
+        if (check_rc(db, rc, TANDEM_OK, name)) {
+            snprintf(name, sizeof name, "tandem_report_page(\"%s\") is {\"rows\":[...],\"next\":...}", names[i]);
+            long n = json_array_length(page_rows(s));
+            check(strncmp(s, "{\"rows\":[", 9) == 0 && n >= 0 && n <= 5 && strstr(s, "\"next\":") != NULL, name,
+                  "got %.300s", safe(s));
+            tandem_free(s);
+        }
+    }
+
+    /* All linked records, 7 a page: the same rows as one big report, in
+     * link_id order, none twice. */
+    s = NULL;
+    long total = -1;
+    if (tandem_report(db, "linked_records", 10000, &s) == TANDEM_OK) {
+        total = json_array_length(s);
+        tandem_free(s);
+    }
+    char after[4200] = "";
+    const char *key = NULL;
+    long seen = 0, pages = 0;
+    long long previous = -1;
+    int ordered = 1, ok = 1;
+    char why[2600] = "";
+    while (pages < 10000) {
+        s = NULL;
+        rc = tandem_report_page(db, "linked_records", key, 7, &s);
+        if (rc != TANDEM_OK) {
+            ok = 0;
+            snprintf(why, sizeof why, "page %ld: %d (%s): %s", pages + 1, rc, tandem_errstr(rc), tandem_errmsg(db));
+            break;
+        }
+        pages++;
+        long n = json_array_length(page_rows(s));
+        if (n < 0 || n > 7) {
+            ok = 0;
+            snprintf(why, sizeof why, "page %ld has %ld rows: %.300s", pages, n, s);
+            tandem_free(s);
+            break;
+        }
+        seen += n;
+        for (const char *p = strstr(s, "\"link_id\":"); p; p = strstr(p + 1, "\"link_id\":")) {
+            long long id = atoll(p + strlen("\"link_id\":"));
+            if (id <= previous) ordered = 0;
+            previous = id;
+        }
+        key = json_next(s, after, sizeof after);
+        if (key == NULL && n == 7 && seen < total) {
+            ok = 0;
+            snprintf(why, sizeof why, "page %ld is full but has no next", pages);
+        }
+        tandem_free(s);
+        if (key == NULL) break;
+    }
+    check(ok && total > 7 && seen == total, "tandem_report_page: all linked_records, 7 a page, add up to the whole report",
+          "%s; %ld rows in %ld pages, report has %ld", why, seen, pages, total);
+    check(ordered, "tandem_report_page: rows come in link_id order, none twice", "a link_id repeated or went back");
+    note("report pages: %ld linked records in %ld pages of 7", seen, pages);
+
+    /* Keys the library did not make for this report are misuse. */
+    static const char *const bad[] = { "", "garbage", "p1.", "p1.!!!!", "p1.WyJsaW5rZWRfcmVjb3JkcyJd",
+                                       "p1.WyJsaW5rZWRfcmVjb3JkcyIsImFiYyJd", "p1.WyJydW5faGlzdG9yeSIsIjEiXQ" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s = SENTINEL_STRING;
+        rc = tandem_report_page(db, "linked_records", bad[i], 7, &s);
+        snprintf(name, sizeof name, "tandem_report_page(after \"%s\") returns TANDEM_MISUSE", bad[i]);
+        check_rc(db, rc, TANDEM_MISUSE, name);
+        snprintf(name, sizeof name, "tandem_report_page(after \"%s\") leaves *json_out untouched", bad[i]);
+        check(s == SENTINEL_STRING, name, NULL);
+    }
+    s = SENTINEL_STRING;
+    check_rc(db, tandem_report_page(db, "linked_records", NULL, -1, &s), TANDEM_MISUSE, "tandem_report_page(limit -1): TANDEM_MISUSE");
+    check_rc(db, tandem_report_page(db, "no_such_report", NULL, 0, &s), TANDEM_NOTFOUND,
+             "tandem_report_page(\"no_such_report\"): TANDEM_NOTFOUND");
+    check_rc(db, tandem_report_page(db, "linked_records", NULL, 0, NULL), TANDEM_MISUSE,
+             "tandem_report_page(json_out NULL): TANDEM_MISUSE");
+    check_rc(db, tandem_report_page(db, NULL, NULL, 0, &s), TANDEM_MISUSE, "tandem_report_page(report NULL): TANDEM_MISUSE");
+    check_rc(db, tandem_report_page(db, "\xff\xfe", NULL, 0, &s), TANDEM_MISUSE,
+             "tandem_report_page(invalid UTF-8 report): TANDEM_MISUSE");
+    check(s == SENTINEL_STRING, "failed tandem_report_page calls leave *json_out untouched", NULL);
+}
+
+/* Log lines seen by the callback. */
+struct logs {
+    int magic;
+    atomic_int count;
+    atomic_int by_level[5];
+    atomic_int leaked;      /* a line with the password or the connection string */
+    atomic_int bad_level;
+};
+#define LOGS_MAGIC 0x10a9
+static const char *log_conninfo;
+
+static void on_log(void *context, int level, const char *message)
+{
+    struct logs *logs = context;
+    if (logs == NULL || logs->magic != LOGS_MAGIC) return;
+    atomic_fetch_add(&logs->count, 1);
+    if (level >= TANDEM_LOG_ERROR && level <= TANDEM_LOG_DEBUG) atomic_fetch_add(&logs->by_level[level], 1);
+    else atomic_fetch_add(&logs->bad_level, 1);
+    if (message == NULL || strstr(message, "password") || (log_conninfo && strstr(message, log_conninfo)))
+        atomic_fetch_add(&logs->leaked, 1);
+}
+
+static PGconn *pq_open(const char *conninfo, const char *label)
+{
+    PGconn *connection = PQconnectdb(conninfo);
+    if (PQstatus(connection) != CONNECTION_OK) {
+        check(0, label, "libpq: %s", PQerrorMessage(connection));
+        PQfinish(connection);
+        return NULL;
+    }
+    return connection;
+}
+
+static int pq_exec(PGconn *connection, const char *sql)
+{
+    PGresult *result = PQexec(connection, sql);
+    int ok = PQresultStatus(result) == PGRES_COMMAND_OK || PQresultStatus(result) == PGRES_TUPLES_OK;
+    if (!ok) note("libpq: %s: %s", sql, PQerrorMessage(connection));
+    PQclear(result);
+    return ok;
+}
+
+static const char TOUCH_CONTACT[] =
+    "UPDATE pipeline.contacts SET title = coalesce(title, '') || '.' WHERE id = (SELECT min(id) FROM pipeline.contacts)";
+
+struct syncer {
+    tandem *db;
+    int run;            /* tandem_run instead of tandem_sync */
+    int rc;
+    char sqlstate[8];
+    struct latch done;  /* the call returned */
+};
+
+static void *sync_thread(void *arg)
+{
+    struct syncer *r = arg;
+    r->rc = r->run ? tandem_run(r->db) : tandem_sync(r->db, NULL);
+    snprintf(r->sqlstate, sizeof r->sqlstate, "%s", tandem_sqlstate(r->db));
+    latch_raise(&r->done);
+    return NULL;
+}
+
+static void start_syncer(struct syncer *r, tandem *db, int run)
+{
+    memset(r, 0, sizeof *r);
+    r->db = db;
+    r->run = run;
+    r->rc = -1;
+    latch_init(&r->done);
+}
+
+/* Polls a yes/no query (libpq) until it says yes or `seconds` pass: waits
+ * for a state, never for a guessed time. */
+static int pq_wait_until(PGconn *connection, const char *query, double seconds)
+{
+    double started = now_seconds();
+    for (;;) {
+        PGresult *result = PQexec(connection, query);
+        int yes = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1
+                  && strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+        PQclear(result);
+        if (yes) return 1;
+        if (now_seconds() - started > seconds) return 0;
+        struct timespec pause = { 0, 10 * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* The pass is held up: some session waits for the lock on tandem.runs. */
+static const char PASS_WAITS_FOR_LOCK[] =
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'tandem.runs'::regclass AND NOT granted)";
+
+/* A pass held up by a lock is interrupted by tandem_cancel from this thread;
+ * it rolls back (B5): the change it read is read again by the next pass. The
+ * log callback sees what happened, and nothing secret. */
+static int test_cancel(tandem *db, const char *good)
+{
+    struct logs logs = { LOGS_MAGIC, 0, { 0 }, 0, 0 };
+    log_conninfo = good;
+    check_rc(db, tandem_set_log_callback(db, on_log, &logs), TANDEM_OK, "tandem_set_log_callback");
+
+    check(tandem_cancel(db) == TANDEM_OK, "tandem_cancel with nothing running returns TANDEM_OK", NULL);
+    check_rc(db, tandem_sync(db, NULL), TANDEM_OK, "a cancel while nothing ran is harmless: the next tandem_sync succeeds");
+
+    PGconn *app = pq_open(good, "cancel: an app session (libpq)");
+    PGconn *locker = pq_open(good, "cancel: a session that holds a lock (libpq)");
+    if (!app || !locker) {
+        if (app) PQfinish(app);
+        if (locker) PQfinish(locker);
+        return 1;
+    }
+
+    /* tandem_sync, held up by a lock on tandem.runs, canceled. */
+    pq_exec(app, TOUCH_CONTACT);
+    pq_exec(locker, "BEGIN");
+    pq_exec(locker, "LOCK TABLE tandem.runs IN ACCESS EXCLUSIVE MODE");
+    struct syncer r;
+    start_syncer(&r, db, 0);
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, sync_thread, &r) != 0) {
+        check(0, "cancel: start a thread", "pthread_create failed");
+        PQfinish(app);
+        PQfinish(locker);
+        return 1;
+    }
+    check(pq_wait_until(app, PASS_WAITS_FOR_LOCK, 10.0), "cancel: the pass waits for the lock on tandem.runs", NULL);
+    int early = latch_is_raised(&r.done);
+    double cancel_at = now_seconds();
+    int crc = tandem_cancel(db);
+    int back = latch_wait(&r.done, 10.0);
+    double took = now_seconds() - cancel_at;
+    pq_exec(locker, "ROLLBACK");
+    if (!back) {
+        check(0, "cancel: tandem_sync returns after tandem_cancel", "still running 10 s later");
+        latch_wait(&r.done, 60.0);
+    }
+    pthread_join(thread, NULL);
+    latch_destroy(&r.done);
+    check(crc == TANDEM_OK, "cancel: tandem_cancel from another thread returns TANDEM_OK", "returned %d", crc);
+    check(!early, "cancel: the pass was still running (held up by the lock) when canceled", "returned %d early: %s", r.rc,
+          tandem_errmsg(db));
+    check(r.rc == TANDEM_CANCELED && took < 5.0, "cancel: the interrupted tandem_sync returns TANDEM_CANCELED within 5 s",
+          "returned %d (%s) after %.2f s: %s", r.rc, tandem_errstr(r.rc), took, tandem_errmsg(db));
+    check(tandem_errcode(db) == TANDEM_CANCELED && tandem_errmsg(db)[0] != '\0',
+          "cancel: tandem_errcode is TANDEM_CANCELED, with a message", "errcode %d", tandem_errcode(db));
+    check(strcmp(r.sqlstate, "57014") == 0, "cancel: tandem_sqlstate is 57014 (query_canceled)", "got \"%s\"", r.sqlstate);
+    note("cancel: tandem_sync returned %.3f s after tandem_cancel", took);
+    {
+        tandem_sync_result result = { sizeof result, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+        int rc = tandem_sync_v2(db, &result);
+        check_rc(db, rc, TANDEM_OK, "cancel: the next pass succeeds");
+        check(result.read >= 1, "cancel: the canceled pass rolled back (B5): the next pass reads its change again",
+              "read %lld", (long long)result.read);
+        check(result.more == 1, "tandem_sync_v2: more is set after a pass that read changes", "more %d", result.more);
+        result.size = sizeof result;
+        check_rc(db, tandem_sync_v2(db, &result), TANDEM_OK, "tandem_sync_v2 once caught up");
+        check(result.more == 0 && result.read == 0, "tandem_sync_v2: more is 0 once caught up", "more %d, read %lld",
+              result.more, (long long)result.read);
+    }
+
+    /* tandem_run: a cancel while it waits for changes does nothing... */
+    struct syncer runner;
+    start_syncer(&runner, db, 1);
+    if (pthread_create(&thread, NULL, sync_thread, &runner) != 0) {
+        check(0, "cancel: start a thread for tandem_run", "pthread_create failed");
+        PQfinish(app);
+        PQfinish(locker);
+        return 1;
+    }
+    /* Waiting: its session is idle, listening, outside a transaction. */
+    check(pq_wait_until(app, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                             "AND application_name = 'tandem' AND state = 'idle' AND query LIKE 'SELECT ceil(%')", 10.0),
+          "cancel: tandem_run is waiting for changes", NULL);
+    tandem_cancel(db);
+    check(!latch_wait(&runner.done, 0.3), "cancel: a cancel while tandem_run waits for changes does nothing",
+          "tandem_run returned %d: %s", runner.rc, tandem_errmsg(db));
+    /* ...and one during its pass ends it with TANDEM_CANCELED. */
+    pq_exec(locker, "BEGIN");
+    pq_exec(locker, "LOCK TABLE tandem.runs IN ACCESS EXCLUSIVE MODE");
+    pq_exec(app, TOUCH_CONTACT);
+    check(pq_wait_until(app, PASS_WAITS_FOR_LOCK, 10.0), "cancel: tandem_run's pass waits for the lock on tandem.runs", NULL);
+    early = latch_is_raised(&runner.done);
+    cancel_at = now_seconds();
+    tandem_cancel(db);
+    back = latch_wait(&runner.done, 10.0);
+    took = now_seconds() - cancel_at;
+    pq_exec(locker, "ROLLBACK");
+    if (!back) {
+        check(0, "cancel: tandem_run returns after tandem_cancel during a pass", "still running 10 s later");
+        tandem_stop(db);
+        if (!latch_wait(&runner.done, 30.0)) return 0;
+    }
+    pthread_join(thread, NULL);
+    latch_destroy(&runner.done);
+    check(!early && runner.rc == TANDEM_CANCELED && took < 5.0,
+          "cancel: tandem_run returns TANDEM_CANCELED when its pass is canceled",
+          "returned %d (%s) after %.2f s%s: %s", runner.rc, tandem_errstr(runner.rc), took, early ? " (early)" : "",
+          tandem_errmsg(db));
+    {
+        tandem_sync_result result = { sizeof result, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+        check_rc(db, tandem_sync_v2(db, &result), TANDEM_OK, "cancel: tandem_sync_v2 after the canceled tandem_run");
+        check(result.read >= 1, "cancel: tandem_run's canceled pass rolled back: its change is read again", "read %lld",
+              (long long)result.read);
+    }
+    PQfinish(app);
+    PQfinish(locker);
+
+    check(atomic_load(&logs.count) > 0 && atomic_load(&logs.by_level[TANDEM_LOG_INFO]) > 0,
+          "log callback: passes are logged at TANDEM_LOG_INFO", "%d lines, %d info", atomic_load(&logs.count),
+          atomic_load(&logs.by_level[TANDEM_LOG_INFO]));
+    check(atomic_load(&logs.by_level[TANDEM_LOG_DEBUG]) > 0, "log callback: the canceled statement is logged at TANDEM_LOG_DEBUG",
+          "%d debug lines", atomic_load(&logs.by_level[TANDEM_LOG_DEBUG]));
+    check(atomic_load(&logs.leaked) == 0 && atomic_load(&logs.bad_level) == 0,
+          "log callback: no line has the connection string or a password, every level is known",
+          "%d leaked, %d bad levels", atomic_load(&logs.leaked), atomic_load(&logs.bad_level));
+    check_rc(db, tandem_set_log_callback(db, NULL, NULL), TANDEM_OK, "tandem_set_log_callback(NULL) clears");
+    int before = atomic_load(&logs.count);
+    check_rc(db, tandem_sync(db, NULL), TANDEM_OK, "tandem_sync after the log callback was cleared");
+    check(atomic_load(&logs.count) == before, "log callback: a cleared callback is not called", NULL);
+    return 1;
+}
+
+/* tandem_sync_v2's size rule. */
+static void test_sync_v2_sizes(tandem *db)
+{
+    tandem_sync_result result;
+    memset(&result, 0x5a, sizeof result);
+    result.size = 4;
+    int rc = tandem_sync_v2(db, &result);
+    check_rc(db, rc, TANDEM_MISUSE, "tandem_sync_v2 with result->size too small: TANDEM_MISUSE");
+    check(result.size == 4 && result.read == (int64_t)0x5a5a5a5a5a5a5a5aLL, "tandem_sync_v2 failing leaves *result untouched", NULL);
+    check_rc(db, tandem_sync_v2(db, NULL), TANDEM_MISUSE, "tandem_sync_v2(db, NULL): TANDEM_MISUSE");
+
+    /* An older, shorter struct (up to `errors`): nothing after it is written. */
+    memset(&result, 0x5a, sizeof result);
+    result.size = offsetof(tandem_sync_result, errors) + sizeof result.errors;
+    rc = tandem_sync_v2(db, &result);
+    check_rc(db, rc, TANDEM_OK, "tandem_sync_v2 with a shorter struct");
+    check(result.size == offsetof(tandem_sync_result, errors) + sizeof result.errors && result.read == 0 && result.errors == 0,
+          "tandem_sync_v2 fills the fields that fit and says how many bytes", "size %zu, read %lld", result.size,
+          (long long)result.read);
+    check(result.waiting == (int64_t)0x5a5a5a5a5a5a5a5aLL && result.more == 0x5a5a5a5a,
+          "tandem_sync_v2 writes nothing beyond result->size", NULL);
+
+    memset(&result, 0x5a, sizeof result);
+    result.size = sizeof result;
+    check_rc(db, tandem_sync_v2(db, &result), TANDEM_OK, "tandem_sync_v2 with the whole struct");
+    check(result.size == sizeof result && result.more == 0 && result.read == 0 && result.deferred == 0,
+          "tandem_sync_v2 fills the whole struct on a quiet system", "size %zu, more %d", result.size, result.more);
+}
+
+/* The event callback's context and its destructor. */
+struct owned {
+    int destroyed;
+};
+
+static void destroy_owned(void *context) { ((struct owned *)context)->destroyed++; }
+
+static void test_event_destroy(const char *good)
+{
+    tandem *h = open_or_die(good);
+    struct owned a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 };
+    check_rc(h, tandem_set_event_callback_v2(h, dummy_event, &a, destroy_owned), TANDEM_OK, "tandem_set_event_callback_v2");
+    check(a.destroyed == 0, "destroy: not called while the callback is set", NULL);
+    check_rc(h, tandem_set_event_callback_v2(h, dummy_event, &b, destroy_owned), TANDEM_OK, "tandem_set_event_callback_v2 again");
+    check(a.destroyed == 1 && b.destroyed == 0, "destroy: called once on the replaced context", "a %d, b %d", a.destroyed,
+          b.destroyed);
+    check_rc(h, tandem_set_event_callback(h, dummy_event, NULL), TANDEM_OK, "tandem_set_event_callback replaces a v2 callback");
+    check(b.destroyed == 1, "destroy: called when tandem_set_event_callback replaces the callback", "b %d", b.destroyed);
+    check_rc(h, tandem_set_event_callback_v2(h, dummy_event, &c, destroy_owned), TANDEM_OK, "tandem_set_event_callback_v2 (c)");
+    check_rc(h, tandem_set_event_callback(h, NULL, NULL), TANDEM_OK, "clearing the callback");
+    check(c.destroyed == 1, "destroy: called when the callback is cleared", "c %d", c.destroyed);
+    check_rc(h, tandem_set_event_callback_v2(h, NULL, &d, destroy_owned), TANDEM_OK, "tandem_set_event_callback_v2(NULL callback)");
+    check(d.destroyed == 1, "destroy: a NULL callback keeps nothing; destroy is called at once", "d %d", d.destroyed);
+    check_rc(h, tandem_set_event_callback_v2(h, dummy_event, &e, destroy_owned), TANDEM_OK, "tandem_set_event_callback_v2 (e)");
+    tandem_close(h);
+    check(e.destroyed == 1, "destroy: called when the handle is closed", "e %d", e.destroyed);
+    check(a.destroyed == 1 && b.destroyed == 1 && c.destroyed == 1 && d.destroyed == 1,
+          "destroy: each context destroyed exactly once", "a %d b %d c %d d %d", a.destroyed, b.destroyed, c.destroyed,
+          d.destroyed);
+}
+
+/* ------------------------------------------------------------------------ */
 /* A configured handle: configure, stop, a full small sync                  */
 /* ------------------------------------------------------------------------ */
 
@@ -824,6 +1285,21 @@ static int test_configured(tandem *db, const char *good)
     /* R2: no other tab before Contacts & Companies. */
     check_rc(db, tandem_activate(db, "notes"), TANDEM_STATE,
              "tandem_activate(\"notes\") before contacts_companies returns TANDEM_STATE (R2)");
+    check_extended(db, TANDEM_STATE_TAB_NOT_CONFIGURED,
+                   "tandem_activate(\"notes\"), not in the configuration: TANDEM_STATE_TAB_NOT_CONFIGURED");
+    {
+        /* R2 on an integration that has the tab: a second one, removed after. */
+        tandem *other = open_or_die(good);
+        check_rc(other, tandem_configure(other, "{\"integration\":\"r2\",\"pipeline\":{\"acting_user\":\"admin@example.com\"},"
+                                                "\"crm\":{\"acting_user\":\"admin@example.com\"},"
+                                                "\"tabs\":{\"contacts_companies\":{},\"notes\":{}}}"),
+                 TANDEM_OK, "tandem_configure of a second integration with notes");
+        check_rc(other, tandem_activate(other, "notes"), TANDEM_STATE, "tandem_activate(\"notes\") before contacts_companies (R2)");
+        check_extended(other, TANDEM_STATE_TAB_ORDER, "tandem_activate(\"notes\") before contacts_companies: TANDEM_STATE_TAB_ORDER");
+        check(tandem_errcode(other) == TANDEM_STATE, "the primary code stays TANDEM_STATE", "errcode %d", tandem_errcode(other));
+        check_rc(other, tandem_remove(other, 1), TANDEM_OK, "tandem_remove(purge) of the second integration");
+        tandem_close(other);
+    }
 
     /* A second handle attaches to the integration configured above. */
     {
@@ -970,6 +1446,35 @@ static int test_lifecycle(tandem *db, const char *good)
     check_rc(db, rc, TANDEM_OK, "tandem_set_reconnect_timeout(30)");
     rc = tandem_edit_sync(db, "notes", NULL);
     check_rc(db, rc, TANDEM_STATE, "tandem_edit_sync of a tab not set up");
+    check_extended(db, TANDEM_STATE_TAB_NOT_CONFIGURED, "tandem_edit_sync of a tab not set up: TANDEM_STATE_TAB_NOT_CONFIGURED");
+    check_rc(db, tandem_configure(db, "{\"pipeline\":{\"acting_user\":\"admin@example.com\"},\"crm\":{\"acting_user\":\"admin@example.com\"},"
+                                      "\"tabs\":{\"contacts_companies\":{},\"activities\":{}}}"),
+             TANDEM_OK, "tandem_configure adds the activities tab");
+    rc = tandem_edit_sync(db, "activities", NULL);
+    check_rc(db, rc, TANDEM_STATE, "tandem_edit_sync(\"activities\")");
+    check_extended(db, TANDEM_STATE_NOT_ALLOWED, "tandem_edit_sync(\"activities\"): TANDEM_STATE_NOT_ALLOWED (R9)");
+    rc = tandem_deactivate(db, "activities");
+    check_rc(db, rc, TANDEM_STATE, "tandem_deactivate of a tab never activated");
+    check_extended(db, TANDEM_STATE_NOT_ACTIVATED, "tandem_deactivate of a tab never activated: TANDEM_STATE_NOT_ACTIVATED");
+    if (check_rc(db, tandem_activate(db, "activities"), TANDEM_OK, "tandem_activate(\"activities\")")) {
+        /* The initial sync of the tab runs in chunks: more is set while it does. */
+        tandem_sync_result result = { sizeof result, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+        int passes = 0, first_more = -1;
+        do {
+            result.size = sizeof result;
+            rc = tandem_sync_v2(db, &result);
+            if (first_more < 0) first_more = result.more;
+            passes++;
+        } while (rc == TANDEM_OK && result.more && passes < 1000);
+        check(rc == TANDEM_OK && first_more == 1 && result.more == 0,
+              "tandem_sync_v2: more while the tab's initial sync runs, then 0", "rc %d, first more %d, last more %d, %d passes",
+              rc, first_more, result.more, passes);
+        note("activities: initial sync in %d passes of tandem_sync_v2", passes);
+        check_rc(db, tandem_deactivate(db, "activities"), TANDEM_OK, "tandem_deactivate(\"activities\")");
+        check_rc(db, tandem_activate(db, "activities"), TANDEM_STATE, "tandem_activate of an inactive tab");
+        check_extended(db, TANDEM_STATE_INACTIVE, "tandem_activate of an inactive tab: TANDEM_STATE_INACTIVE");
+        check_rc(db, tandem_reactivate(db, "activities", "latest"), TANDEM_OK, "tandem_reactivate(\"activities\")");
+    }
     rc = tandem_edit_sync(db, "contacts_companies", "{");
     check_rc(db, rc, TANDEM_CONFIG, "tandem_edit_sync with bad JSON");
     rc = tandem_edit_sync(db, "contacts_companies", NULL);
@@ -1013,6 +1518,8 @@ static int test_lifecycle(tandem *db, const char *good)
     check_rc(db, tandem_sync(db, NULL), TANDEM_REMOVED, "tandem_sync on a removed integration");
     check_rc(db, tandem_uninstall(db), TANDEM_OK, "tandem_uninstall once no integration is in place");
     check_rc(db, tandem_uninstall(db), TANDEM_OK, "tandem_uninstall again is harmless");
+    check_rc(db, tandem_attach(db, "default"), TANDEM_STATE, "tandem_attach after tandem_uninstall");
+    check_extended(db, TANDEM_STATE_NOT_INSTALLED, "tandem_attach after tandem_uninstall: TANDEM_STATE_NOT_INSTALLED");
     return 1;
 }
 
@@ -1036,6 +1543,7 @@ int main(int argc, char **argv)
     tandem *db = open_or_die(good);
     check_rc(db, TANDEM_OK, TANDEM_OK, "a fresh handle: errcode 0, errmsg \"\", sqlstate \"\"");
     test_null_arguments(db);
+    test_extended_before_install(db);
     test_errors_before_configure(db);
     test_bad_json(db);
     test_report_errors(db, 0);
@@ -1044,6 +1552,10 @@ int main(int argc, char **argv)
         /* A tandem_run thread never came back: the handle cannot be closed. */
         return finish();
     }
+    test_report_pages(db);
+    test_sync_v2_sizes(db);
+    if (!test_cancel(db, good)) return finish();
+    test_event_destroy(good);
     if (!test_lifecycle(db, good)) return finish();
     tandem_close(db);
     return finish();

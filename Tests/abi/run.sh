@@ -116,13 +116,15 @@ fresh_database() {
 }
 
 link=(-L "$libdir" -lTandem "-Wl,-rpath,$libdir")
+# abi_test also talks to PostgreSQL itself (libpq), to hold a lock a pass needs.
+pq=($(pkg-config --cflags --libs libpq))
 warn=(-std=c11 -Wall -Wextra -Werror -I "$root/include")
 failures=0
 
 # ---- abi_test --------------------------------------------------------------
 sanitize=()
 [[ $mode == asan ]] && sanitize=(-fsanitize=address -fno-omit-frame-pointer -g)
-"$cc" "${warn[@]}" "${sanitize[@]}" -g -pthread "$here/abi_test.c" "${link[@]}" -o "$work/abi_test"
+"$cc" "${warn[@]}" "${sanitize[@]}" -g -pthread "$here/abi_test.c" "${link[@]}" "${pq[@]}" -o "$work/abi_test"
 
 fresh_database
 db1=$conninfo
@@ -154,6 +156,10 @@ elif [[ $status -ne 0 || ! $last =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
   if [[ $mode == valgrind && -f $work/valgrind.log ]]; then
     echo "# valgrind log:"; sed 's/^/#   /' "$work/valgrind.log"
   fi
+  failures=$((failures + 1))
+elif [[ -s $work/abi_test.err ]]; then
+  # The library never prints by itself: diagnostics go to the log callback.
+  echo "FAIL: abi_test wrote to stderr; the library must stay silent without a log callback"
   failures=$((failures + 1))
 elif [[ $mode == valgrind ]]; then
   grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable' "$work/valgrind.log" \

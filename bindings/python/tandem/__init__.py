@@ -18,7 +18,9 @@ see ``tandem._library`` for where it is looked up. Failures raise
 
 from __future__ import annotations
 
-from ._handle import Tandem, errstr, open
+import logging as _logging
+
+from ._handle import ReportPage, SyncResult, Tandem, errstr, open
 from ._library import (
     ENVIRONMENT_VARIABLE,
     HEADER_VERSION,
@@ -28,17 +30,34 @@ from ._library import (
 from ._library import library as _load_library
 from .errors import (
     BUSY,
+    CANCELED,
     CONFIG,
     CONNECT,
     DATABASE,
     ERROR,
+    LOG_DEBUG,
+    LOG_ERROR,
+    LOG_INFO,
+    LOG_WARNING,
     MISUSE,
     NOTFOUND,
     OK,
     PERMISSION,
     REMOVED,
     STATE,
+    STATE_INACTIVE,
+    STATE_JOB_RUNNING,
+    STATE_NO_CURSOR,
+    STATE_NOT_ACTIVATED,
+    STATE_NOT_ALLOWED,
+    STATE_NOT_BOUND,
+    STATE_NOT_INSTALLED,
+    STATE_REMOVED,
+    STATE_SCHEMA_VERSION,
+    STATE_TAB_NOT_CONFIGURED,
+    STATE_TAB_ORDER,
     BusyError,
+    CanceledError,
     ConfigError,
     ConnectError,
     DatabaseError,
@@ -65,6 +84,12 @@ def libversion_number() -> int:
     return int(_load_library().tandem_libversion_number())
 
 
+def python_log_level(level: int) -> int:
+    """The ``logging`` level of a library log level (``LOG_ERROR`` ...)."""
+    return {LOG_ERROR: _logging.ERROR, LOG_WARNING: _logging.WARNING,
+            LOG_INFO: _logging.INFO}.get(level, _logging.DEBUG)
+
+
 def load_library() -> str:
     """Loads libTandem now (instead of at first use) and returns its path;
     raises :class:`TandemLibraryNotFound` with the places searched."""
@@ -73,6 +98,11 @@ def load_library() -> str:
 
 __all__ = [
     "Tandem", "open", "errstr", "libversion", "libversion_number", "load_library",
+    "SyncResult", "ReportPage", "python_log_level",
+    "CANCELED", "LOG_ERROR", "LOG_WARNING", "LOG_INFO", "LOG_DEBUG",
+    "STATE_NOT_BOUND", "STATE_NOT_INSTALLED", "STATE_TAB_ORDER", "STATE_INACTIVE",
+    "STATE_NOT_ACTIVATED", "STATE_JOB_RUNNING", "STATE_NO_CURSOR", "STATE_SCHEMA_VERSION",
+    "STATE_REMOVED", "STATE_NOT_ALLOWED", "STATE_TAB_NOT_CONFIGURED", "CanceledError",
     "library_path", "ENVIRONMENT_VARIABLE", "HEADER_VERSION", "HEADER_VERSION_NUMBER",
     "OK", "ERROR", "MISUSE", "CONFIG", "PERMISSION", "DATABASE", "CONNECT", "BUSY",
     "STATE", "NOTFOUND", "REMOVED",

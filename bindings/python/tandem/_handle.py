@@ -8,14 +8,51 @@ import time
 import warnings
 import weakref
 from contextlib import contextmanager
-from ctypes import byref, c_int, c_int64, c_void_p, string_at
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
+from ctypes import byref, c_int, c_int64, c_void_p, sizeof, string_at
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Union
 
-from ._library import EVENT_FN, HANDLE, library
-from .errors import ERROR, MISUSE, OK, STATE, MisuseError, TandemError, error_for_code
+from ._library import EVENT_FN, HANDLE, LOG_FN, SyncResultStruct, library
+from .errors import (ERROR, MISUSE, OK, STATE, STATE_INACTIVE, STATE_NOT_ACTIVATED, STATE_TAB_NOT_CONFIGURED,
+                     MisuseError, TandemError, error_for_code)
 
 Text = Union[str, bytes]
 EventCallback = Callable[[Dict[str, Any]], Any]
+#: Called with a log level (``tandem.LOG_ERROR`` ... ``tandem.LOG_DEBUG``) and one line.
+LogCallback = Callable[[int, str], Any]
+
+
+class SyncResult(NamedTuple):
+    """What one pass did (:meth:`Tandem.sync_v2`, ``tandem_sync_result``).
+
+    ``more`` is True when another pass right now could find work (changes
+    were read, or a chunk of an initial sync, edit sync or reactivation was
+    handled); False once the integration is caught up."""
+
+    read: int
+    matched: int
+    created_in_pipeline: int
+    created_in_crm: int
+    updated_in_pipeline: int
+    updated_in_crm: int
+    conflicts: int
+    errors: int
+    waiting: int
+    deferred: int
+    more: bool
+
+    @property
+    def written(self) -> int:
+        """Records written in either app (what :meth:`Tandem.sync` returns)."""
+        return (self.created_in_pipeline + self.created_in_crm
+                + self.updated_in_pipeline + self.updated_in_crm)
+
+
+class ReportPage(NamedTuple):
+    """One page of a report (:meth:`Tandem.report_page`): its rows, and the
+    key of the next page (``None`` on the last)."""
+
+    rows: List[Dict[str, Any]]
+    next: Optional[str]
 
 _INT_MAX = 2 ** 31 - 1
 
@@ -77,6 +114,8 @@ class Tandem:
     _handle = None
     _callback: Optional[EventCallback] = None
     _event_function = None
+    _log_callback: Optional[LogCallback] = None
+    _log_function = None
 
     def __init__(self, conninfo: Text) -> None:
         lib = library()
@@ -117,6 +156,8 @@ class Tandem:
                 library().tandem_close(handle)
             self._callback = None
             self._event_function = None
+            self._log_callback = None
+            self._log_function = None
         finally:
             self._lock.release()
 
@@ -162,7 +203,8 @@ class Tandem:
         lib = library()
         message = (lib.tandem_errmsg(handle) or b"").decode("utf-8", "replace")
         sqlstate = (lib.tandem_sqlstate(handle) or b"").decode("ascii", "replace")
-        return error_for_code(rc, message or errstr(rc), sqlstate or None)
+        extended = int(lib.tandem_extended_errcode(handle))
+        return error_for_code(rc, message or errstr(rc), sqlstate or None, extended)
 
     def _invoke(self, name: str, *args: Any) -> None:
         """Calls ``name(handle, *args)``; raises on failure, and re-raises an
@@ -223,10 +265,12 @@ class Tandem:
         while True:
             entries = [entry for entry in self.status().get("tabs", []) if entry.get("tab") == name]
             if not entries:
-                raise error_for_code(STATE, "tab %s is not set up in the bound integration" % name)
+                raise error_for_code(STATE, "tab %s is not set up in the bound integration" % name,
+                                     None, STATE_TAB_NOT_CONFIGURED)
             entry = entries[0]
             if entry.get("state") not in ("initial_sync", "active"):
-                raise error_for_code(STATE, "tab %s is %s: activate (or reactivate) it first" % (name, entry.get("state")))
+                raise error_for_code(STATE, "tab %s is %s: activate (or reactivate) it first" % (name, entry.get("state")),
+                                     None, STATE_INACTIVE if entry.get("state") == "inactive" else STATE_NOT_ACTIVATED)
             if entry.get("initial_sync_complete") and entry.get("job") is None:
                 return passes
             if deadline is not None and time.monotonic() > deadline:
@@ -276,6 +320,31 @@ class Tandem:
         changes = c_int64(0)
         self._invoke("tandem_sync", byref(changes))
         return changes.value
+
+    def sync_v2(self) -> SyncResult:
+        """Runs one sync pass and says what it did and whether more work is
+        left; ``while db.sync_v2().more: pass`` runs a whole catch-up or
+        initial sync. Raises :class:`CanceledError` after :meth:`cancel`."""
+        result = SyncResultStruct()
+        result.size = sizeof(SyncResultStruct)
+        self._invoke("tandem_sync_v2", byref(result))
+        return SyncResult(int(result.read), int(result.matched), int(result.created_in_pipeline),
+                          int(result.created_in_crm), int(result.updated_in_pipeline),
+                          int(result.updated_in_crm), int(result.conflicts), int(result.errors),
+                          int(result.waiting), int(result.deferred), bool(result.more))
+
+    def cancel(self) -> None:
+        """Interrupts the pass running on this handle, from any thread: it
+        rolls back, and the call running it (:meth:`sync`, :meth:`sync_v2`,
+        :meth:`process`, :meth:`run`) raises :class:`CanceledError`. Does
+        nothing when no pass runs (use :meth:`stop` to end :meth:`run`)."""
+        with self._pointer_lock:
+            handle = self._handle
+            if handle is None:
+                raise _closed_error()
+            rc = library().tandem_cancel(handle)
+        if rc != OK:
+            raise error_for_code(rc, errstr(rc))
 
     def socket(self) -> int:
         """The file descriptor to poll for readability. It belongs to the
@@ -341,10 +410,13 @@ class Tandem:
                         # before the C loop has started must not be lost.
                         lib.tandem_stop(handle)
             except BaseException:
-                # Never give the handle back while the C loop still uses it.
+                # Never give the handle back while the C loop still uses it;
+                # a pass in flight is interrupted (it rolls back) rather than
+                # waited for.
                 while worker.is_alive():
                     try:
                         lib.tandem_stop(handle)
+                        lib.tandem_cancel(handle)
                         worker.join(0.2)
                     except BaseException:
                         continue
@@ -407,6 +479,32 @@ class Tandem:
         self.set_event_callback(callback)
         return callback
 
+    def set_log_callback(self, callback: Optional[LogCallback]) -> None:
+        """Sets (or clears, with None) the function called with the library's
+        diagnostics: ``callback(level, message)`` with ``level`` one of
+        ``tandem.LOG_ERROR``, ``LOG_WARNING``, ``LOG_INFO``, ``LOG_DEBUG``.
+        Without one the library is silent. Lines never carry the connection
+        string, a password or record values. The callback runs on the thread
+        inside the call; an exception it raises is re-raised by that call, as
+        for the event callback. ``logging`` users can pass
+        ``lambda level, message: logger.log(tandem.python_log_level(level), message)``."""
+        if callback is not None and not callable(callback):
+            raise TypeError("the log callback must be callable or None, not %s"
+                            % type(callback).__name__)
+        if callback is None:
+            self._invoke("tandem_set_log_callback", LOG_FN(), None)
+            self._log_callback = None
+            self._log_function = None
+            return
+        function = self._log_function or LOG_FN(_log_trampoline(weakref.ref(self)))
+        previous = self._log_callback, self._log_function
+        self._log_callback, self._log_function = callback, function
+        try:
+            self._invoke("tandem_set_log_callback", function, None)
+        except BaseException:
+            self._log_callback, self._log_function = previous
+            raise
+
     # -- reporting -----------------------------------------------------------------
 
     def status(self) -> Dict[str, Any]:
@@ -420,12 +518,11 @@ class Tandem:
         return status
 
     def report(self, name: Text, limit: int = 100) -> List[Dict[str, Any]]:
-        """Rows of one reporting view: "tab_status", "pending_changes",
-        "links", "conflicts", "record_errors", "runs" or "events"."""
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise TypeError("limit must be an int, not %s" % type(limit).__name__)
-        if not 0 <= limit <= _INT_MAX:
-            raise ValueError("limit must be between 0 and %d (0 means 100)" % _INT_MAX)
+        """Rows of one reporting view, by the view's name: "tab_status",
+        "pending_changes", "linked_records", "conflicts", "record_errors",
+        "run_history" or "event_history" ("links", "runs" and "events" are
+        accepted too). At most ``limit`` rows; :meth:`iter_report` reads all."""
+        _check_limit(limit)
         out = c_void_p()
         try:
             self._invoke("tandem_report", _encode(name, "report"), limit, byref(out))
@@ -433,6 +530,64 @@ class Tandem:
             text = _take_string(out)
         rows: List[Dict[str, Any]] = json.loads(text or "null")
         return rows
+
+
+    def report_page(self, name: Text, after: Optional[str] = None, limit: int = 100) -> ReportPage:
+        """One page of a report: ``after`` is the ``next`` of the page before
+        (None for the first), passed back unchanged; a key the library did
+        not make raises :class:`MisuseError`."""
+        _check_limit(limit)
+        key = None if after is None else _encode(after, "after")
+        out = c_void_p()
+        try:
+            self._invoke("tandem_report_page", _encode(name, "report"), key, limit, byref(out))
+        finally:
+            text = _take_string(out)
+        page: Dict[str, Any] = json.loads(text or "null")
+        rows: List[Dict[str, Any]] = page["rows"]
+        next_key: Optional[str] = page["next"]
+        return ReportPage(rows, next_key)
+
+    def iter_report(self, name: Text, page_size: int = 100) -> Iterator[Dict[str, Any]]:
+        """Every row of a report, read page by page (``page_size`` rows a
+        call, so a long history is never read at once). Rows added while
+        iterating may or may not appear; no row that stays is repeated or
+        skipped."""
+        _check_limit(page_size)
+        after: Optional[str] = None
+        while True:
+            page = self.report_page(name, after, page_size)
+            yield from page.rows
+            if page.next is None:
+                return
+            after = page.next
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError("limit must be an int, not %s" % type(limit).__name__)
+    if not 0 <= limit <= _INT_MAX:
+        raise ValueError("limit must be between 0 and %d (0 means 100)" % _INT_MAX)
+
+
+def _log_trampoline(owner: "weakref.ReferenceType[Tandem]") -> Callable[[Any, int, Optional[bytes]], None]:
+    """The C-callable log function; like the event trampoline, it holds the
+    handle weakly and never lets an exception escape into C."""
+
+    def deliver(context: Any, level: int, message: Optional[bytes]) -> None:
+        tandem = owner()
+        if tandem is None:
+            return
+        callback = tandem._log_callback
+        if callback is None:
+            return
+        try:
+            callback(int(level), (message or b"").decode("utf-8", "replace"))
+        except BaseException as error:
+            if tandem._callback_error is None:
+                tandem._callback_error = error
+
+    return deliver
 
 
 def _trampoline(owner: "weakref.ReferenceType[Tandem]") -> Callable[[Any, Optional[bytes]], None]:

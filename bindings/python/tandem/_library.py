@@ -29,7 +29,7 @@ import glob
 import os
 import sys
 import threading
-from ctypes import POINTER, c_char_p, c_double, c_int, c_int64, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_int, c_int64, c_size_t, c_void_p
 from typing import List, Optional
 
 from .errors import TandemLibraryNotFound
@@ -56,6 +56,31 @@ HANDLE = POINTER(TandemStruct)
 
 #: typedef void (*tandem_event_fn)(void *context, const char *event_json);
 EVENT_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
+
+#: void (*destroy)(void *context) of tandem_set_event_callback_v2.
+DESTROY_FN = ctypes.CFUNCTYPE(None, c_void_p)
+
+#: typedef void (*tandem_log_fn)(void *context, int level, const char *message);
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+
+class SyncResultStruct(ctypes.Structure):
+    """``tandem_sync_result``: the caller sets ``size`` to ``sizeof`` first."""
+
+    _fields_ = [
+        ("size", c_size_t),
+        ("read", c_int64),
+        ("matched", c_int64),
+        ("created_in_pipeline", c_int64),
+        ("created_in_crm", c_int64),
+        ("updated_in_pipeline", c_int64),
+        ("updated_in_crm", c_int64),
+        ("conflicts", c_int64),
+        ("errors", c_int64),
+        ("waiting", c_int64),
+        ("deferred", c_int64),
+        ("more", c_int),
+    ]
 
 # name: (restype, argtypes). Strings handed out through `char **` are
 # declared as `void **` so that the pointer survives for tandem_free();
@@ -90,6 +115,12 @@ PROTOTYPES = {
     "tandem_status": (c_int, [HANDLE, POINTER(c_void_p)]),
     "tandem_report": (c_int, [HANDLE, c_char_p, c_int, POINTER(c_void_p)]),
     "tandem_free": (None, [c_void_p]),
+    "tandem_extended_errcode": (c_int, [HANDLE]),
+    "tandem_sync_v2": (c_int, [HANDLE, POINTER(SyncResultStruct)]),
+    "tandem_cancel": (c_int, [HANDLE]),
+    "tandem_set_event_callback_v2": (c_int, [HANDLE, EVENT_FN, c_void_p, DESTROY_FN]),
+    "tandem_set_log_callback": (c_int, [HANDLE, LOG_FN, c_void_p]),
+    "tandem_report_page": (c_int, [HANDLE, c_char_p, c_char_p, c_int, POINTER(c_void_p)]),
 }
 
 _lock = threading.Lock()

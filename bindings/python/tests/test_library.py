@@ -45,12 +45,22 @@ def test_every_header_function_is_declared() -> None:
 
 def test_result_codes_match_header() -> None:
     for name in ("OK", "ERROR", "MISUSE", "CONFIG", "PERMISSION", "DATABASE", "CONNECT", "BUSY",
-                 "STATE", "NOTFOUND"):
+                 "STATE", "NOTFOUND", "REMOVED", "CANCELED"):
+        assert getattr(tandem, name) == int(header_define("TANDEM_" + name)), name
+
+
+def test_extended_codes_and_log_levels_match_header() -> None:
+    text = HEADER.read_text()
+    extended = re.findall(r"^#define\s+TANDEM_(STATE_[A-Z_]+)\s+\(TANDEM_STATE \| \((\d+) << 8\)\)", text, re.MULTILINE)
+    assert len(extended) >= 11
+    for name, case in extended:
+        assert getattr(tandem, name) == tandem.STATE | (int(case) << 8), name
+    for name in ("LOG_ERROR", "LOG_WARNING", "LOG_INFO", "LOG_DEBUG"):
         assert getattr(tandem, name) == int(header_define("TANDEM_" + name)), name
 
 
 def test_errstr() -> None:
-    texts = {code: tandem.errstr(code) for code in range(0, 10)}
+    texts = {code: tandem.errstr(code) for code in range(0, 12)}
     assert all(texts.values()), texts
     assert len(set(texts.values())) == len(texts), "each code needs its own text: %r" % texts
     assert tandem.errstr(tandem.CONFIG) == "configuration error"
@@ -69,6 +79,8 @@ def test_code_to_exception_mapping() -> None:
         tandem.BUSY: tandem.BusyError,
         tandem.STATE: tandem.StateError,
         tandem.NOTFOUND: tandem.NotFoundError,
+        tandem.REMOVED: tandem.RemovedError,
+        tandem.CANCELED: tandem.CanceledError,
     }
     for code, cls in expected.items():
         error = errors.error_for_code(code, "why", "42P01" if code == tandem.DATABASE else "")
@@ -78,6 +90,11 @@ def test_code_to_exception_mapping() -> None:
         assert error.sqlstate == ("42P01" if code == tandem.DATABASE else None)
     unknown = errors.error_for_code(42, "from a newer library")
     assert type(unknown) is tandem.TandemError and unknown.code == 42
+    state = errors.error_for_code(tandem.STATE, "why", None, tandem.STATE_TAB_ORDER)
+    assert type(state) is tandem.StateError and state.extended_code == tandem.STATE_TAB_ORDER
+    assert errors.error_for_code(tandem.CONFIG, "why").extended_code == tandem.CONFIG
+    # An extended code of another family is not believed.
+    assert errors.error_for_code(tandem.CONFIG, "why", None, tandem.STATE_TAB_ORDER).extended_code == tandem.CONFIG
     assert str(errors.error_for_code(tandem.DATABASE, "boom", "23505")) == "boom (SQLSTATE 23505)"
 
 
