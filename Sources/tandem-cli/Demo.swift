@@ -7,7 +7,7 @@ import TandemPostgres
 /// with the default mapping, the initial sync with progress, live two-way
 /// propagation with measured latency, a conflict decided by the policy, and
 /// the reporting views.
-struct Demo {
+struct DemoStory {
     let conninfo: String
     let follow: Bool
     var appsDirectory = "sql/apps"
@@ -67,8 +67,8 @@ struct Demo {
         heading("2. Configure the four tabs (default mappings) and activate them in order")
         let engine = try Engine(conninfo: conninfo)
         try engine.install()
-        say("Configuration:\n\(Demo.config)")
-        try engine.configure(Demo.config)
+        say("Configuration:\n\(DemoStory.config)")
+        try engine.configure(DemoStory.config)
         say("Validated against the live catalog: tables, columns, types, mandatory fields and every stage of both apps (R8); admin@example.com is Administrator + CEO in both apps (R5); the pipeline app's edition is allowed (R6).")
         do {
             try engine.activate("notes")
@@ -83,7 +83,7 @@ struct Demo {
             }
         }
         engine.eventHandler = { event in
-            guard let object = Demo.object(event) else { return }
+            guard let object = DemoStory.object(event) else { return }
             switch object["type"] as? String {
             case "initial_sync_progress":
                 let key = "\(object["module"] ?? "")/\(object["side"] ?? "")"
@@ -98,7 +98,7 @@ struct Demo {
             }
             fflush(nil)
         }
-        for tab in Demo.tabs {
+        for tab in DemoStory.tabs {
             let activated = Date()
             try engine.activate(tab)
             try engine.passUntilQuiet()
@@ -198,7 +198,7 @@ struct Demo {
 
         if follow {
             heading("Following changes (Ctrl-C to stop); edit either app with psql and watch")
-            say("psql '\(Demo.displayable(conninfo))'")
+            say("psql '\(DemoStory.displayable(conninfo))'")
             engine.eventHandler = { print($0); fflush(nil) }
             demoEngine = engine
             signal(SIGINT) { _ in demoEngine?.requestStop() }
@@ -246,7 +246,7 @@ struct Demo {
         heading("7. Change a CRM view and re-scan (R14)")
         let outside: SQL = "SELECT count(*) FROM crm.contacts c WHERE NOT EXISTS (SELECT 1 FROM tandem.links l WHERE l.module = 'contacts' AND l.crm_id = c.id::text)"
         say("CRM contacts not in the pipeline app (outside the view contacts_with_email): \(try sql.execute(outside).scalar ?? "?")")
-        let widened = Demo.config.replacingOccurrences(of: "\"contacts_with_email\"", with: "\"all_contacts\"")
+        let widened = DemoStory.config.replacingOccurrences(of: "\"contacts_with_email\"", with: "\"all_contacts\"")
         let summary = try engine.editSync("contacts_companies", configuration: widened)
         say("`tandem edit contacts_companies --config` with the view all_contacts: views changed \(summary.viewsChanged); the re-scan runs in chunks like an initial sync.")
         try engine.passUntilQuiet()
