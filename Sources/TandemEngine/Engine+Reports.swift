@@ -21,7 +21,8 @@ extension Engine {
         "run_history": "run_id DESC", "event_history": "event_id DESC",
     ]
 
-    /// {"integration", "conflict_policy", "active_syncer", "cursor", "schema_version", "tabs"}.
+    /// {"integration", "conflict_policy", "active_syncer", "cursor", "schema_version", "tabs"},
+    /// written by jsonb (one spacing throughout).
     /// `tabs` are the rows of tandem.tab_status in sync order (contacts_companies,
     /// pipelines_products, activities, notes), each with `job_progress`: the
     /// scans of its background job as `jobProgress()` gives them ([] when it
@@ -38,14 +39,14 @@ extension Engine {
         let progressJSON = Self.json(byTab)
         return try database {
             try connection.execute("""
-                SELECT json_build_object(
+                SELECT jsonb_build_object(
                          'integration', i.name, 'conflict_policy', i.conflict_policy,
                          'active_syncer', \(Self.activeSyncer("i.name")),
                          'cursor', (SELECT position::text FROM tandem.sync_cursors c WHERE c.integration_id = i.integration_id),
                          'schema_version', (SELECT max(version) FROM tandem.migrations),
-                         'tabs', (SELECT coalesce(json_agg(to_jsonb(s) || jsonb_build_object('job_progress', coalesce(\(progressJSON)::jsonb -> s.tab, '[]'))
+                         'tabs', (SELECT coalesce(jsonb_agg(to_jsonb(s) || jsonb_build_object('job_progress', coalesce(\(progressJSON)::jsonb -> s.tab, '[]'))
                                                            ORDER BY array_position(string_to_array(\(Tab.allCases.map(\.rawValue).joined(separator: ",")), ','), s.tab)),
-                                           '[]'::json)
+                                           '[]'::jsonb)
                                     FROM tandem.tab_status s WHERE s.integration = i.name))::text
                   FROM tandem.integrations i WHERE i.integration_id = \(bound.id)
                 """).scalar ?? "{}"
