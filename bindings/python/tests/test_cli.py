@@ -150,7 +150,7 @@ def test_each_result_code_family_has_its_exit_code(database: Database, server: s
         with pytest.raises(tandem.RemovedError):
             follower.sync()
     removed = run("sync", database=database.conninfo)
-    assert removed.returncode in (EXIT["removed"], EXIT["state"]), removed.stderr
+    assert removed.returncode == EXIT["removed"], removed.stderr
 
 
 # -- status and report ---------------------------------------------------------------
