@@ -8,7 +8,7 @@ import PackageDescription
 //   TandemCore     - configuration, validation rules, SQL compilation, conflict policies (no I/O)
 //   TandemEngine   - runs the compiled SQL: migrations, activation, sync passes, LISTEN/NOTIFY
 //   Tandem         - the C ABI (exports only) declared in include/tandem.h; built as libTandem.so
-//   tandem         - the command-line tool and the demo
+//   tandem         - the command-line tool (swift-argument-parser) and the demo
 //
 // The version lives in include/tandem.h (TANDEM_VERSION). The library's SONAME,
 // libTandem.so.<major>, takes the major number from there.
@@ -42,6 +42,10 @@ let package = Package(
         .library(name: "Tandem", type: .dynamic, targets: ["Tandem"]),
         .executable(name: "tandem", targets: ["tandem-cli"]),
     ],
+    dependencies: [
+        // The CLI's parser only; the library depends on nothing but libpq.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         .systemLibrary(
             name: "CLibPQ",
@@ -54,7 +58,9 @@ let package = Package(
         .systemLibrary(name: "CTandemHeader"),
         .target(name: "Tandem", dependencies: ["TandemEngine", "CTandemHeader"], exclude: ["exports.map"],
                 swiftSettings: staticRuntime, linkerSettings: exportsOnlyTheABI),
-        .executableTarget(name: "tandem-cli", dependencies: ["TandemEngine", "TandemCore", "TandemPostgres"],
+        .executableTarget(name: "tandem-cli",
+                          dependencies: ["TandemEngine", "TandemCore", "TandemPostgres", "CTandemHeader",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: staticRuntime, linkerSettings: standalone),
         .target(name: "TandemTestSupport", dependencies: ["TandemEngine", "TandemCore", "TandemPostgres"], path: "Tests/TandemTestSupport"),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore", "TandemPostgres"]),

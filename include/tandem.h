@@ -382,7 +382,15 @@ int tandem_set_log_callback(tandem *db, tandem_log_fn callback, void *context);
 /* ------------------------------------------------------------------------ */
 
 /** Status of the bound integration and its tabs as a JSON object, stored in
- *  *json_out (free with tandem_free). */
+ *  *json_out (free with tandem_free). Keys: "integration", "conflict_policy",
+ *  "cursor", "schema_version"; "active_syncer": the session that holds the
+ *  integration's syncer lock, whichever host it is, as {"pid",
+ *  "application_name", "client_addr", "since" (when that session started)},
+ *  or null when no host syncs; "tabs": the rows of tandem.tab_status in sync
+ *  order (contacts_companies, pipelines_products, activities, notes), each
+ *  with "job_progress": per module and scan of its background job
+ *  {"module", "scan", "job", "read", "total", "done"}, where total is read
+ *  plus what is still to read, counted at the call ([] when no job runs). */
 int tandem_status(tandem *db, char **json_out);
 
 /** One reporting view of the bound integration as a JSON array of rows,

@@ -130,6 +130,29 @@ public struct ModuleCompiler: Sendable {
     /// CRM records come from the selected view only (R7).
     /// Returns the number read and the last key.
     public func initialChunk(_ side: Side, after: String?, limit: Int) -> SQL {
+        let keyColumn: SQL = "r.\(identifier: key(side).name)"
+        return """
+            WITH chunk AS (
+              SELECT \(keyColumn) AS k \(initialScan(side, after: after))
+               ORDER BY \(keyColumn) LIMIT \(limit)),
+            queued AS (
+              INSERT INTO _tandem_candidates (module, side, record_id)
+              SELECT \(moduleName), \(literal: side.rawValue), k::text FROM chunk ON CONFLICT DO NOTHING)
+            SELECT count(*)::bigint, max(k)::text FROM chunk
+            """
+    }
+
+    /// How many records the chunks of `initialChunk(side, after:)` have
+    /// still to read, counted now: a progress display adds it to what was
+    /// read to show a total (records linked meanwhile from the other side
+    /// drop out of it).
+    public func initialRemaining(_ side: Side, after: String?) -> SQL {
+        "SELECT count(*)::bigint \(initialScan(side, after: after))"
+    }
+
+    /// The unlinked records of `side` after key `after`; CRM records from
+    /// the selected view only (R7).
+    func initialScan(_ side: Side, after: String?) -> SQL {
         let source: SQL
         if side == .crm, let view = module.crm.view {
             source = "\(qualified: view.schema, view.name)"
@@ -138,15 +161,9 @@ public struct ModuleCompiler: Sendable {
         }
         let keyColumn: SQL = "r.\(identifier: key(side).name)"
         return """
-            WITH chunk AS (
-              SELECT \(keyColumn) AS k FROM \(source) r
-               WHERE (\(after)::text IS NULL OR \(keyColumn) > \(keyValue(side, "\(after)")))
-                 AND \(unlinked(side, id: "\(keyColumn)::text"))
-               ORDER BY \(keyColumn) LIMIT \(limit)),
-            queued AS (
-              INSERT INTO _tandem_candidates (module, side, record_id)
-              SELECT \(moduleName), \(literal: side.rawValue), k::text FROM chunk ON CONFLICT DO NOTHING)
-            SELECT count(*)::bigint, max(k)::text FROM chunk
+            FROM \(source) r
+             WHERE (\(after)::text IS NULL OR \(keyColumn) > \(keyValue(side, "\(after)")))
+               AND \(unlinked(side, id: "\(keyColumn)::text"))
             """
     }
 
@@ -166,6 +183,15 @@ public struct ModuleCompiler: Sendable {
           INSERT INTO _tandem_candidates (module, side, record_id)
           SELECT \(moduleName), 'pipeline', pipeline_id FROM chunk ON CONFLICT DO NOTHING)
         SELECT count(*)::bigint, max(link_id)::text FROM chunk
+        """
+    }
+
+    /// How many links the chunks of `linksChunk(after:)` have still to read.
+    public func linksRemaining(after: String?) -> SQL {
+        """
+        SELECT count(*)::bigint FROM tandem.links l
+         WHERE l.integration_id = \(Self.integrationID) AND l.module = \(moduleName)
+           AND l.link_id > coalesce(\(after)::bigint, 0)
         """
     }
 

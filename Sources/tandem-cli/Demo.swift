@@ -3,11 +3,13 @@ import TandemCore
 import TandemEngine
 import TandemPostgres
 
-/// `tandem demo`: the reference apps with sample data, the first tab set up
-/// with the default mapping, the initial sync with progress, live two-way
-/// propagation with measured latency, a conflict decided by the policy, and
-/// the reporting views.
-struct Demo {
+/// `tandem demo`: the reference apps with sample data, the four tabs set up
+/// with the default mappings, the initial syncs with progress, live two-way
+/// propagation with measured latency, a conflict decided by the policy, the
+/// reporting views and the lifecycle (deactivate, reactivate, edit, remove).
+/// One screen per step: summaries (counts by action) rather than whole
+/// tables, at most ten rows where rows help, progress in place on a terminal.
+struct DemoStory {
     let conninfo: String
     let follow: Bool
     var appsDirectory = "sql/apps"
@@ -49,7 +51,7 @@ struct Demo {
             for file in ["pipeline", "crm", "sample"] {
                 let path = "\(appsDirectory)/\(file).sql"
                 guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                    throw TandemError(.misuse, "cannot read \(path): run the demo from the repository root or set TANDEM_APPS_DIR")
+                    throw Failure(status: ExitStatus.noInput, message: "cannot read \(path): run the demo from the repository root or set TANDEM_APPS_DIR")
                 }
                 try sql.executeScript(text)
             }
@@ -67,46 +69,30 @@ struct Demo {
         heading("2. Configure the four tabs (default mappings) and activate them in order")
         let engine = try Engine(conninfo: conninfo)
         try engine.install()
-        say("Configuration:\n\(Demo.config)")
-        try engine.configure(Demo.config)
+        say("Configuration: acting user admin@example.com on both sides, conflict_policy latest, the four tabs with the default mappings; CRM views: companies all_accounts, contacts contacts_with_email, products all_products, deals open_deals; activities and notes are mapped by the system (R9).")
+        try engine.configure(DemoStory.config)
         say("Validated against the live catalog: tables, columns, types, mandatory fields and every stage of both apps (R8); admin@example.com is Administrator + CEO in both apps (R5); the pipeline app's edition is allowed (R6).")
         do {
             try engine.activate("notes")
         } catch let error as TandemError {
             say("Activating notes first is refused (R2): \(error.message)")
         }
-        var sizes: [String: Int] = [:]
-        for module in engine.integration?.modules ?? [] {
-            for side in Side.allCases {
-                let source = side == .crm ? (module.crm.view ?? module.crm.table) : module.pipeline.table
-                sizes["\(module.name)/\(side.rawValue)"] = Int(try sql.execute("SELECT count(*) FROM \(qualified: source.schema, source.name)").scalar ?? "0") ?? 0
-            }
-        }
-        engine.eventHandler = { event in
-            guard let object = Demo.object(event) else { return }
-            switch object["type"] as? String {
-            case "initial_sync_progress":
-                let key = "\(object["module"] ?? "")/\(object["side"] ?? "")"
-                let read = (object["read"] as? NSNumber)?.intValue ?? 0
-                // Records matched or copied from the other side are not read again.
-                let total = object["done"] as? Bool == true ? max(read, 1) : max(sizes[key] ?? read, read, 1)
-                let bar = String(repeating: "#", count: min(30, 30 * read / total)).padding(toLength: 30, withPad: ".", startingAt: 0)
-                print("   \(key.padding(toLength: 22, withPad: " ", startingAt: 0)) [\(bar)] \(read)")
-            case "initial_sync_complete":
-                print("   event: \(event)")
-            default: break
-            }
-            fflush(nil)
-        }
-        for tab in Demo.tabs {
-            let activated = Date()
+        let progress = DemoProgress(moduleOrder: engine.integration?.modules.map(\.name) ?? [])
+        engine.eventHandler = { progress.event($0) }
+        say("")
+        for tab in DemoStory.tabs {
             try engine.activate(tab)
-            try engine.passUntilQuiet()
-            say("\(tab): initial sync complete in \(seconds(since: activated)).\n")
+            while true {
+                let summary = try engine.pass()
+                if summary.initialChunk { progress.show(try engine.jobProgress()) }
+                if !summary.didWork { break }
+            }
+            progress.finish()
         }
-        say("Records on both sides were matched, not copied (B3: contacts by email, companies by name, products by code, ignoring case and spaces); the rest were copied; all are linked. CRM contacts without an email and closed CRM deals are outside the selected views (R7), so the activities and notes attached to them wait for their parent (R11).")
-        try table(sql, "SELECT tab, module, origin, count(*) AS links FROM tandem.linked_records GROUP BY 1, 2, 3 ORDER BY min(link_id), 3")
-        try table(sql, "SELECT tab, state, linked_records, waiting_records, open_errors FROM tandem.tab_status ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab)")
+        engine.eventHandler = nil
+        say("")
+        say("Records on both sides were matched, not copied (B3: contacts by email, companies by name, products by code, ignoring case and spaces); the rest were copied. CRM contacts without an email and closed CRM deals are outside the selected views (R7), so the activities and notes attached to them wait for their parent (R11).")
+        try table(sql, "SELECT tab, state, linked_records AS linked, waiting_records AS waiting, open_errors AS errors, conflicts FROM tandem.tab_status ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab)")
 
         heading("3. Live two-way propagation in every tab (LISTEN/NOTIFY, the engine following in the background)")
         engine.eventHandler = nil
@@ -182,27 +168,35 @@ struct Demo {
         say("mobile changed on both sides: the policy `latest` compares the records' modified times and the pipeline app's later edit won; title and description changed on one side each and both were kept (B2).")
         try table(sql, "SELECT module, field, pipeline_value, crm_value, winner, reason FROM tandem.conflicts WHERE link_id = (SELECT link_id FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '5') ORDER BY decided_at DESC LIMIT 1")
 
-        heading("5. The reporting views (psql: SELECT * FROM tandem.<view>)")
-        say("tandem.tab_status")
-        try table(sql, "SELECT integration, tab, state, initial_sync_complete, linked_records, pending_changes, waiting_records, open_errors, conflicts, last_pass_at FROM tandem.tab_status ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab)")
-        say("tandem.run_history (latest 5)")
-        try table(sql, "SELECT run_id, kind, duration_ms, changes_read, matched, created_in_pipeline, created_in_crm, updated_in_pipeline, updated_in_crm, conflicts, errors FROM tandem.run_history ORDER BY run_id DESC LIMIT 5")
-        say("tandem.pending_changes (a dry run of the next pass), after one more edit in the CRM app")
+        heading("5. The reporting views (psql: SELECT * FROM tandem.<view>; CLI: tandem status, tandem report NAME)")
+        say("`tandem status` (tandem.tab_status, and who syncs):")
+        for line in StatusView(try JSONValue.parse(try engine.status())).lines where !line.isEmpty { say("   " + line) }
+        say("tandem.run_history, passes by kind:")
+        try table(sql, """
+            SELECT kind, count(*) AS passes, sum(changes_read) AS read, sum(matched) AS matched,
+                   sum(created_in_pipeline + created_in_crm) AS created, sum(updated_in_pipeline + updated_in_crm) AS updated,
+                   sum(conflicts) AS conflicts, round(avg(duration_ms)) AS avg_ms
+              FROM tandem.run_history GROUP BY kind ORDER BY min(run_id)
+            """)
         try sql.execute("UPDATE crm.contacts SET phone = '+1 555 0199' WHERE id = 4")
-        try table(sql, "SELECT module, side, record_id, change, next_action FROM tandem.pending_changes")
+        say("tandem.pending_changes (what the next pass will do), after one more edit in the CRM app, counted by action:")
+        try table(sql, """
+            SELECT tab, module, change, count(*) AS records,
+                   min(CASE WHEN change = 'waiting' THEN next_action ELSE split_part(next_action, ' record ', 1) END) AS next_action
+              FROM tandem.pending_changes GROUP BY 1, 2, 3
+             ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab), 4 DESC
+            """)
         try engine.passUntilQuiet()
-        say("tandem.record_errors: \(try sql.execute("SELECT count(*) FROM tandem.record_errors").scalar ?? "0") open; tandem.linked_records by status:")
-        try table(sql, "SELECT tab, module, status, count(*) FROM tandem.linked_records GROUP BY 1, 2, 3 ORDER BY min(link_id)")
+        say("tandem.record_errors: \(try sql.execute("SELECT count(*) FROM tandem.record_errors").scalar ?? "0") open. tandem.linked_records by status:")
+        try table(sql, "SELECT tab, status, count(*) AS records FROM tandem.linked_records GROUP BY 1, 2 ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab), 3 DESC")
 
         try lifecycle(sql, engine)
 
         if follow {
             heading("Following changes (Ctrl-C to stop); edit either app with psql and watch")
-            say("psql '\(Demo.displayable(conninfo))'")
+            say("psql '\(DemoStory.displayable(conninfo))'")
             engine.eventHandler = { print($0); fflush(nil) }
-            demoEngine = engine
-            signal(SIGINT) { _ in demoEngine?.requestStop() }
-            signal(SIGTERM) { _ in demoEngine?.requestStop() }
+            Interrupt.shared.install { engine.requestStop() }
             try engine.run()
         }
         engine.close()
@@ -246,12 +240,14 @@ struct Demo {
         heading("7. Change a CRM view and re-scan (R14)")
         let outside: SQL = "SELECT count(*) FROM crm.contacts c WHERE NOT EXISTS (SELECT 1 FROM tandem.links l WHERE l.module = 'contacts' AND l.crm_id = c.id::text)"
         say("CRM contacts not in the pipeline app (outside the view contacts_with_email): \(try sql.execute(outside).scalar ?? "?")")
-        let widened = Demo.config.replacingOccurrences(of: "\"contacts_with_email\"", with: "\"all_contacts\"")
+        let widened = DemoStory.config.replacingOccurrences(of: "\"contacts_with_email\"", with: "\"all_contacts\"")
         let summary = try engine.editSync("contacts_companies", configuration: widened)
-        say("`tandem edit contacts_companies --config` with the view all_contacts: views changed \(summary.viewsChanged); the re-scan runs in chunks like an initial sync.")
+        say("`tandem edit contacts_companies --config` with the view all_contacts: CRM view changed for \(summary.viewsChanged.joined(separator: ", ")); the re-scan runs in chunks like an initial sync.")
         try engine.passUntilQuiet()
         say("CRM contacts not in the pipeline app now: \(try sql.execute(outside).scalar ?? "?"); records synced from the old view kept their links.")
-        try table(sql, "SELECT type, payload->'modules'->'contacts' AS contacts FROM tandem.event_history WHERE type = 'edit_sync_complete' ORDER BY event_id DESC LIMIT 1")
+        if let event = try sql.execute("SELECT payload::text FROM tandem.event_history WHERE type = 'edit_sync_complete' ORDER BY event_id DESC LIMIT 1").scalar {
+            say("event: " + PassDisplay.describeCompletion(try JSONValue.parse(event), type: "edit_sync_complete", moduleOrder: ["companies", "contacts"]))
+        }
 
         if follow {
             say("(--follow: the integration is kept, so the removal of step 8 is skipped)")
@@ -274,34 +270,23 @@ struct Demo {
         try table(sql, "SELECT tab, state, linked_records, conflicts FROM tandem.tab_status ORDER BY array_position(ARRAY['contacts_companies','pipelines_products','activities','notes'], tab)")
     }
 
-    func heading(_ text: String) { print("\n== \(text)\n"); fflush(nil) }
+    func heading(_ text: String) { print("\n== \(text)"); fflush(nil) }
 
     func say(_ text: String) { print(text); fflush(nil) }
 
     func seconds(since start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
 
-    /// Prints a query's result as a table.
+    /// Prints a query's result as a table of at most ten rows.
     func table(_ connection: Connection, _ statement: SQL) throws {
         let result = try connection.execute(statement)
-        let cells = result.rows.map { $0.map { value -> String in
-            let text = (value ?? "∅").replacingOccurrences(of: "\n", with: " ")
-            return text.count > 60 ? String(text.prefix(57)) + "..." : text
-        } }
-        let widths = result.columns.indices.map { column in
-            max(result.columns[column].count, cells.map { $0[column].count }.max() ?? 0)
-        }
-        let line = { (values: [String]) -> String in
-            zip(values, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: " | ")
-        }
-        print("   " + line(result.columns))
-        print("   " + widths.map { String(repeating: "-", count: $0) }.joined(separator: "-+-"))
-        for row in cells { print("   " + line(row)) }
-        print("   (\(cells.count) row\(cells.count == 1 ? "" : "s"))\n")
+        let shown = result.rows.prefix(10)
+        let cells = shown.map { $0.map { Format.clip($0 ?? "∅", 60) } }
+        let numeric = Set(result.columns.indices.filter { column in
+            !shown.isEmpty && shown.allSatisfy { row in row[column].map { Int64($0) != nil || Double($0) != nil } ?? true }
+        })
+        for line in TextTable(headers: result.columns, rows: cells, numeric: numeric).lines { print("   " + line) }
+        if result.rows.count > shown.count { print("   (and \(result.rows.count - shown.count) more rows)") }
         fflush(nil)
-    }
-
-    static func object(_ json: String) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
     }
 
     /// The conninfo without a password, for printing.
@@ -309,8 +294,6 @@ struct Demo {
         conninfo.split(separator: " ").filter { !$0.lowercased().hasPrefix("password") }.joined(separator: " ")
     }
 }
-
-nonisolated(unsafe) var demoEngine: Engine?
 
 /// Runs `engine.run()` on a thread of its own until stopped.
 final class Follower: @unchecked Sendable {
@@ -333,4 +316,58 @@ final class Follower: @unchecked Sendable {
         finished.wait()
         if let failure { throw failure }
     }
+}
+
+/// The demo's initial syncs: a bar per tab updated in place on a terminal,
+/// then, terminal or not, one line per module from the completion event.
+final class DemoProgress: @unchecked Sendable {
+    let terminal = isatty(STDOUT_FILENO) == 1
+    let moduleOrder: [String]
+    private var lineOpen = false
+    private var lines: [String] = []
+
+    init(moduleOrder: [String]) { self.moduleOrder = moduleOrder }
+
+    func show(_ scans: [JobScanProgress]) {
+        guard terminal, let current = scans.first(where: { !$0.done }) else { return }
+        let tabScans = scans.filter { $0.tab == current.tab }
+        let read = tabScans.reduce(0) { $0 + $1.read }, total = tabScans.reduce(0) { $0 + $1.total }
+        let filled = total > 0 ? Int(min(read * 30 / total, 30)) : 30
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+        let text = "   \(current.tab.padding(toLength: 19, withPad: " ", startingAt: 0)) [\(bar)] \(Format.percent(read, of: total)) "
+            + "(\(current.module), \(StatusView.scanLabel(current.scan)): \(Format.count(current.read)) of \(Format.count(current.total)))"
+        print("\r\u{1B}[K" + Format.clip(text, PassDisplay.terminalWidth() - 1), terminator: "")
+        fflush(nil)
+        lineOpen = true
+    }
+
+    /// Called during a pass, after its commit: kept for `finish()`.
+    func event(_ json: String) {
+        guard let event = try? JSONValue.parse(json), event["type"]?.string == "initial_sync_complete",
+              case .object(let modules)? = event["modules"] else { return }
+        var heading = "   \(event["tab"]?.string ?? "?"): initial sync complete"
+        if let seconds = event["seconds"]?.double { heading += " in \(Format.seconds(seconds))" }
+        heading += ", \(Format.count(event["conflicts"]?.int ?? 0)) conflicts decided by the policy"
+        lines.append(heading)
+        for name in moduleOrder where modules[name] != nil {
+            let counts = modules[name]!
+            func number(_ key: String) -> String { Format.count(counts[key]?.int ?? 0) }
+            var line = "      \(name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(number("linked").leftPadded(6)) linked: "
+                + "\(number("matched")) matched, \(number("created_in_crm")) created in the CRM app, \(number("created_in_pipeline")) in the pipeline app"
+            if (counts["waiting"]?.int ?? 0) > 0 { line += "; \(number("waiting")) wait for a parent" }
+            if (counts["errors"]?.int ?? 0) > 0 { line += "; \(number("errors")) errors" }
+            lines.append(line)
+        }
+    }
+
+    func finish() {
+        if lineOpen { print("\r\u{1B}[K", terminator: ""); lineOpen = false }
+        for line in lines { print(line) }
+        lines = []
+        fflush(nil)
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

@@ -141,6 +141,17 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(SQL.quote(literal: "it's"), "'it''s'")
     }
 
+    func testAScanCountsWhatIsLeftWithTheSamePredicateAsItsChunks() throws {
+        let integration = try Validator.validate(try Configuration.parse(Self.minimal), against: Self.catalog())
+        let compiler = ModuleCompiler(integration: integration, module: integration.modules[1])
+        let chunk = compiler.initialChunk(.crm, after: "41", limit: 10).render()
+        let remaining = compiler.initialRemaining(.crm, after: "41").render()
+        XCTAssertEqual(remaining.values, ["41", "41"])
+        let scan = try XCTUnwrap(remaining.text.range(of: "FROM ")).lowerBound
+        XCTAssertTrue(chunk.text.contains(remaining.text[scan...]), "a total the progress display shows counts what the chunks read:\n\(remaining.text)\n\(chunk.text)")
+        XCTAssertTrue(compiler.linksRemaining(after: nil).render().text.contains("l.link_id > coalesce($1::bigint, 0)"))
+    }
+
     func testMergeDecisionsCoverEveryCase() throws {
         let integration = try Validator.validate(try Configuration.parse(Self.minimal), against: Self.catalog())
         let text = ModuleCompiler(integration: integration, module: integration.modules[1]).buildWork.render().text

@@ -19,8 +19,8 @@ final class CLITests: XCTestCase {
             // The file is refused before any connection is tried.
             let result = try TestServer.execute(cli, [command, "--config", file.path, "--database", "host=/nonexistent-tandem-socket-dir"],
                                                 timeout: 60)
-            XCTAssertEqual(result.status, 2, "\(command): exit code of a misuse; stderr: \(result.standardError)")
-            XCTAssertEqual(result.standardError, "tandem: \(expected.code.text): \(expected.message)\n", command)
+            XCTAssertEqual(result.status, 79, "\(command): the exit status of TANDEM_MISUSE (README, \"The CLI\"); stderr: \(result.standardError)")
+            XCTAssertEqual(result.standardError, "tandem: \(expected.message)\n", command)
         }
     }
 }

@@ -500,9 +500,13 @@ final class ReportTests: XCTestCase {
         let engine = try db.syncedEngine()
         let status = try JSONSerialization.jsonObject(with: Data(try engine.status().utf8)) as? [String: Any]
         XCTAssertEqual(status?["integration"] as? String, "default")
-        XCTAssertEqual(status?["active_syncer"] as? Bool, true)
+        let syncer = try XCTUnwrap(status?["active_syncer"] as? [String: Any], "the handle that synced holds the lock")
+        XCTAssertEqual((syncer["pid"] as? NSNumber)?.int32Value, engine.backendPID)
+        XCTAssertEqual(syncer["application_name"] as? String, "tandem")
+        XCTAssertNotNil(syncer["since"] as? String)
         let tabs = try XCTUnwrap(status?["tabs"] as? [[String: Any]])
         XCTAssertEqual(tabs.first?["initial_sync_complete"] as? Bool, true)
+        XCTAssertEqual((tabs.first?["job_progress"] as? [Any])?.count, 0, "no job runs")
         for name in Engine.reports.keys.sorted() {
             let rows = try JSONSerialization.jsonObject(with: Data(try engine.report(name, limit: 3).utf8)) as? [Any]
             XCTAssertNotNil(rows, name)
@@ -597,5 +601,41 @@ final class ReportTests: XCTestCase {
         let summary = try engine.pass()
         XCTAssertGreaterThanOrEqual(summary.changesRead, 1)
         XCTAssertTrue(summary.didWork)
+    }
+
+    func testStatusNamesTheActiveSyncerWhicheverHostItIsAndTabsInSyncOrder() throws {
+        let db = try TestDatabase(sample: 300, overlap: 30)
+        let engine = try db.engine()
+        try engine.configure(#"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"initial_sync_chunk":100,"tabs":{"contacts_companies":{},"activities":{},"notes":{}}}"#)
+        let observer = try db.engine()
+        try observer.attach("default")
+        func status(_ handle: Engine) throws -> [String: Any] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try handle.status().utf8)) as? [String: Any])
+        }
+        XCTAssertTrue(try status(observer)["active_syncer"] is NSNull, "no host syncs yet")
+        XCTAssertEqual((try status(observer)["tabs"] as? [[String: Any]])?.compactMap { $0["tab"] as? String },
+                       ["contacts_companies", "activities", "notes"], "tabs in sync order, not by name")
+
+        try engine.activate("contacts_companies")
+        try engine.pass()
+        let syncer = try XCTUnwrap(try status(observer)["active_syncer"] as? [String: Any], "another host's status names the syncer")
+        XCTAssertEqual((syncer["pid"] as? NSNumber)?.int32Value, engine.backendPID)
+        XCTAssertNotEqual(engine.backendPID, observer.backendPID)
+
+        // Progress with totals while the initial sync runs: read + what is left.
+        let scans = try observer.jobProgress()
+        XCTAssertEqual(scans.map { "\($0.module)/\($0.scan)" }, ["companies/pipeline", "companies/crm", "contacts/pipeline", "contacts/crm"])
+        XCTAssertEqual(scans[0].read, 100)
+        XCTAssertEqual(Int(scans[0].total), try db.count("SELECT count(*) FROM pipeline.companies"))
+        XCTAssertFalse(scans[0].done)
+        let tab = try XCTUnwrap((try status(observer)["tabs"] as? [[String: Any]])?.first)
+        XCTAssertEqual(((tab["job_progress"] as? [[String: Any]])?.first?["total"] as? NSNumber)?.int64Value, scans[0].total)
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try observer.jobProgress(), [], "the job is complete")
+        engine.close()
+        // The server ends the session a moment after the client closed it.
+        let deadline = Date().addingTimeInterval(5)
+        while !(try status(observer)["active_syncer"] is NSNull) && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(try status(observer)["active_syncer"] is NSNull, "the lock went with the session")
     }
 }
