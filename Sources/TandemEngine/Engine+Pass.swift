@@ -394,7 +394,8 @@ extension Engine {
 }
 
 extension PassSummary {
-    mutating func add(_ other: PassSummary) {
+    /// Adds another pass's counts (the summary of several passes).
+    public mutating func add(_ other: PassSummary) {
         changesRead += other.changesRead
         matched += other.matched
         createdInPipeline += other.createdInPipeline

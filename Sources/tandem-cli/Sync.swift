@@ -49,7 +49,7 @@ struct Sync: ParsableCommand {
                 continue
             }
             passes += 1
-            total.accumulate(summary)
+            total.add(summary)
             let progress = summary.initialChunk ? (try? engine.jobProgress()) ?? [] : []
             display.pass(passes, summary, progress)
             if !summary.didWork { break }
@@ -70,22 +70,6 @@ struct Sync: ParsableCommand {
             usleep(50_000)
         }
         return false
-    }
-}
-
-extension PassSummary {
-    mutating func accumulate(_ other: PassSummary) {
-        changesRead += other.changesRead
-        matched += other.matched
-        createdInPipeline += other.createdInPipeline
-        createdInCRM += other.createdInCRM
-        updatedInPipeline += other.updatedInPipeline
-        updatedInCRM += other.updatedInCRM
-        conflicts += other.conflicts
-        errors += other.errors
-        waiting += other.waiting
-        deferred += other.deferred
-        initialChunk = initialChunk || other.initialChunk
     }
 }
 
