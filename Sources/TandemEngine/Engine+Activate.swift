@@ -1,3 +1,4 @@
+import Foundation
 import TandemCore
 import TandemPostgres
 
@@ -64,6 +65,11 @@ extension Engine {
         let progress: String
         let job: String?
         let jobPolicy: String?
+
+        /// The running job's progress: module -> scan -> {after, read, done}.
+        var jobProgress: [String: [String: [String: Any]]] {
+            (try? JSONSerialization.jsonObject(with: Data(progress.utf8))) as? [String: [String: [String: Any]]] ?? [:]
+        }
     }
 
     func tabStates(_ id: Int64) throws -> [String: TabRow] {

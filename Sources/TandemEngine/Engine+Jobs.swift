@@ -55,7 +55,7 @@ extension Engine {
             // A binding that does not know the tab's modules never completes its job.
             let modules = bound.integration.modules(of: tab)
             if modules.isEmpty { continue }
-            let progress = (try? JSONSerialization.jsonObject(with: Data(row.progress.utf8))) as? [String: [String: [String: Any]]] ?? [:]
+            let progress = row.jobProgress
             for module in modules {
                 guard let compiler = bound.compilers.first(where: { $0.module.name == module.name }) else { continue }
                 for scan in job.scans {

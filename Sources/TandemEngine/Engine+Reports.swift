@@ -113,7 +113,7 @@ extension Engine {
             var scans: [JobScanProgress] = []
             for tab in Tab.allCases {
                 guard let row = states[tab.rawValue], let job = row.job.flatMap(Job.init(rawValue:)) else { continue }
-                let progress = (try? JSONSerialization.jsonObject(with: Data(row.progress.utf8))) as? [String: [String: [String: Any]]] ?? [:]
+                let progress = row.jobProgress
                 for module in bound.integration.modules(of: tab) {
                     guard let compiler = bound.compilers.first(where: { $0.module.name == module.name }) else { continue }
                     for scan in job.scans {
