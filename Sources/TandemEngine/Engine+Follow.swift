@@ -32,9 +32,9 @@ extension Engine {
         do {
             return try processArrived()
         } catch let error where Self.isConnectionLoss(error) && reconnectTimeout > 0 && bound != nil {
-            emit([Self.json(["type": "connection_lost", "integration": bound?.integration.name ?? "", "message": Self.message(of: error)])])
+            emitConnectionEvent("connection_lost", ["message": Self.message(of: error)])
             try reconnect()
-            emit([Self.json(["type": "connection_restored", "integration": bound?.integration.name ?? "", "attempts": 1])])
+            emitConnectionEvent("connection_restored", ["attempts": 1])
             return try processArrived()
         }
     }

@@ -50,8 +50,8 @@ extension Engine {
             do {
                 try reconnect()
                 log(.info, "the connection to PostgreSQL was restored after \(attempts) attempt\(attempts == 1 ? "" : "s")")
-                emit([Self.json(["type": "connection_restored", "integration": name, "attempts": attempts,
-                                 "seconds": (Date().timeIntervalSince(lostAt) * 1000).rounded() / 1000])])
+                emitConnectionEvent("connection_restored", ["attempts": attempts,
+                                                             "seconds": (Date().timeIntervalSince(lostAt) * 1000).rounded() / 1000])
                 return true
             } catch where Self.isConnectionLoss(error) {
                 last = error
@@ -70,6 +70,14 @@ extension Engine {
         var descriptor = pollfd(fd: stopSignal.readEnd, events: Int16(POLLIN), revents: 0)
         let ready = poll(&descriptor, 1, Int32(seconds * 1000))
         return ready > 0 && descriptor.revents & Int16(POLLIN) != 0
+    }
+
+    /// `connection_lost` / `connection_restored`, for hosts.
+    func emitConnectionEvent(_ type: String, _ details: [String: Any]) {
+        var event = details
+        event["type"] = type
+        event["integration"] = bound?.integration.name ?? ""
+        emit([Self.json(event)])
     }
 
     static func message(of error: Error) -> String {
