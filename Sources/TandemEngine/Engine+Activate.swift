@@ -23,7 +23,7 @@ extension Engine {
             case .inactive?:
                 throw TandemError(.state, "tab \(name) is inactive: reactivate it with a conflict policy for records changed on both sides meanwhile (R16)", extended: ExtendedCode.stateInactive)
             case .removed?:
-                throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
+                throw Self.removedError(bound.integration.name)
             case .configured?, nil: break
             }
 

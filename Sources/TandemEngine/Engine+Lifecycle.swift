@@ -33,16 +33,21 @@ extension Engine {
         guard let stored, let json = stored[0] else {
             throw TandemError(.removed, "the integration this handle was bound to was removed (R17)")
         }
-        if stored[1] == "t" { throw TandemError(.removed, "integration '\(stored[2] ?? "")' was removed (R17): nothing of it syncs any more") }
+        if stored[1] == "t" { throw Self.removedError(stored[2] ?? "") }
         let (integration, users) = try validate(json)
         try bind(id: id, integration: integration, setupUsers: users)
+    }
+
+    /// The error of every call on an integration that was removed (R17).
+    static func removedError(_ name: String) -> TandemError {
+        TandemError(.removed, "integration '\(name)' was removed (R17): nothing of it syncs any more")
     }
 
     /// A standby host learns of a removal too, though it holds no lock.
     func requireNotRemoved(_ bound: Bound) throws {
         let removed = try connection.execute("SELECT removed_at IS NOT NULL FROM tandem.integrations WHERE integration_id = \(bound.id)").scalar
         if removed != "f" {
-            throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17): nothing of it syncs any more")
+            throw Self.removedError(bound.integration.name)
         }
     }
 
@@ -57,7 +62,7 @@ extension Engine {
                     SELECT removed_at IS NOT NULL FROM tandem.integrations WHERE integration_id = \(bound.id) FOR UPDATE
                     """).scalar
                 if removed != "f" {
-                    throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
+                    throw Self.removedError(bound.integration.name)
                 }
                 var events: [String] = []
                 let result = try work(&events)
@@ -106,7 +111,7 @@ extension Engine {
         let stored = try database {
             try connection.execute("SELECT config::text FROM tandem.integrations WHERE integration_id = \(bound.id)").scalar
         }
-        guard let storedJSON = stored else { throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)") }
+        guard let storedJSON = stored else { throw Self.removedError(bound.integration.name) }
         let newJSON = json ?? storedJSON
         // Validation first, outside the transaction: every problem in one error.
         let (after, users) = try validate(newJSON)
@@ -128,7 +133,7 @@ extension Engine {
             case .configured?, nil:
                 throw TandemError(.state, "tab \(name) is not active: change its view or mapping with configure, then activate it", extended: ExtendedCode.stateNotActivated)
             case .removed?:
-                throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
+                throw Self.removedError(bound.integration.name)
             }
             let id = try store(after, json: newJSON, users: users)
             for module in after.modules(of: tab) {
@@ -195,7 +200,7 @@ extension Engine {
             switch state.flatMap({ TabState(rawValue: $0.state) }) {
             case .inactive?: return false
             case .configured?, nil: throw TandemError(.state, "tab \(name) was never activated: there is nothing to deactivate", extended: ExtendedCode.stateNotActivated)
-            case .removed?: throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
+            case .removed?: throw Self.removedError(bound.integration.name)
             case .active?, .initialSync?: break
             }
             try connection.execute("""
@@ -228,7 +233,7 @@ extension Engine {
             switch state.flatMap({ TabState(rawValue: $0.state) }) {
             case .active?, .initialSync?: return false
             case .configured?, nil: throw TandemError(.state, "tab \(name) was never activated: activate it instead", extended: ExtendedCode.stateNotActivated)
-            case .removed?: throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17)")
+            case .removed?: throw Self.removedError(bound.integration.name)
             case .inactive?: break
             }
             try connection.execute("""

@@ -123,7 +123,7 @@ extension Engine {
              WHERE i.integration_id = \(id)
             """).rows.first
         guard let snapshot, snapshot[2] == "f" else {
-            throw TandemError(.removed, "integration '\(bound.integration.name)' was removed (R17): nothing of it syncs any more")
+            throw Self.removedError(bound.integration.name)
         }
         if snapshot[1].flatMap({ Int64($0) }) != bound.configVersion { throw ConfigurationChanged(integrationID: id) }
         guard let current = snapshot[0] else {
