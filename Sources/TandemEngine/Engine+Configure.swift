@@ -350,9 +350,19 @@ extension Engine {
         for compiler in compilers {
             for statement in compiler.temporaryTables { try connection.execute(statement) }
         }
+        // Analyzed empty, the work tables are planned for the few rows a live
+        // pass holds (index lookups into the apps, links and mirrors); a
+        // large batch analyzes them again inside the pass.
+        let tables = PassFunction.passTables + compilers.flatMap(\.temporaryTableNames)
+        try connection.execute("ANALYZE \(raw: tables.joined(separator: ", "))")
+        let compiled = compilers.map(CompiledModule.init)
+        guard let function = PassFunction(integrationID: id, compiled: compiled).definition() else {
+            throw TandemError(.error, "integration '\(integration.name)' compiled to a statement that carries a value; its pass cannot be built")
+        }
+        try connection.execute(SQL(raw: function))
         try connection.execute("LISTEN tandem")
         let version = try connection.execute("SELECT config_version FROM tandem.integrations WHERE integration_id = \(id)").scalar
-        bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compilers.map(CompiledModule.init),
+        bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compiled,
                       configVersion: version.flatMap { Int64($0) } ?? 0)
     }
 }

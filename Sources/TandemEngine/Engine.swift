@@ -153,6 +153,9 @@ public final class Engine {
             // the server within a quarter of a second, so its session ends and
             // a standby takes the syncer lock over at once (B11).
             try connection.execute("SET client_connection_check_interval = '250ms'")
+            // A live pass is one statement in its own transaction, which must
+            // run in READ COMMITTED whatever the database's default (B11).
+            try connection.execute("SET default_transaction_isolation = 'read committed'")
             // Operators see which sessions are Tandem's (pg_stat_activity).
             try connection.execute("SELECT set_config('application_name', 'tandem', false) WHERE current_setting('application_name') = ''")
         } catch let error as PostgresError {

@@ -117,15 +117,27 @@ public final class Connection {
         return PQtransactionStatus(handle) == PQTRANS_INERROR
     }
 
+    /// Whether a transaction is open (in progress or failed).
+    public var inTransaction: Bool {
+        guard let handle else { return false }
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE
+    }
+
     public var isOpen: Bool {
         guard let handle else { return false }
         return PQstatus(handle) == CONNECTION_OK
     }
 
+    /// Statements (or batches of them) sent to the server: each is one
+    /// round trip. Tests read it to show what a pass costs.
+    public private(set) var roundTrips = 0
+
     /// Runs one statement with its values as bind parameters.
     @discardableResult
     public func execute(_ sql: SQL) throws -> QueryResult {
         let connection = try open()
+        roundTrips += 1
         let (text, values) = sql.render()
         try throwIfCanceled(text)
         if values.isEmpty {
@@ -155,6 +167,7 @@ public final class Connection {
         }
         let script = texts.compactMap { $0 }.joined(separator: ";\n")
         let connection = try open()
+        roundTrips += 1
         try throwIfCanceled(script)
         return try check(PQexec(connection, script), statement: script)
     }
@@ -163,6 +176,7 @@ public final class Connection {
     /// No values may be part of it.
     public func executeScript(_ script: String) throws {
         let connection = try open()
+        roundTrips += 1
         var result = PQexec(connection, script)
         // PQexec returns only the last result; errors stop the script.
         _ = try check(result, statement: nil)

@@ -1,0 +1,390 @@
+import TandemPostgres
+
+/// The whole sync pass of one bound integration as one PL/pgSQL function,
+/// `pg_temp.tandem_pass`, created in the engine's own session when it binds
+/// (and replaced when it binds again): a live pass is one call, one round
+/// trip, and PL/pgSQL keeps the plan of every statement for the session, so
+/// a pass plans nothing. The statements are the module compilers'; this is
+/// the one place that decides their order and which of them run (B2–B6,
+/// B11, R11).
+///
+/// `tandem_pass(config_version, prepared, chunk, kind)` returns bigint[]:
+/// a status, then the counts of `PassSummary` (see `Result`).
+///  - `prepared` false: a live pass. The function empties the work tables
+///    and reads the change log; when a tab runs a background job it returns
+///    `.job` at once, and the engine runs the job's pass instead.
+///  - `prepared` true: a job's pass. The engine emptied the work tables,
+///    queued a chunk of `chunk` records (NULL: no chunk) and runs the
+///    function in its own transaction.
+public struct PassFunction: Sendable {
+    /// What the call returned in its first element.
+    public enum Status: Int64, Sendable {
+        /// Nothing to do; nothing was written.
+        case quiet = 0
+        case worked = 1
+        /// A tab runs a background job: run the job's pass.
+        case job = 2
+        /// The integration's configuration changed since it was bound.
+        case configurationChanged = 3
+        case removed = 4
+        case noCursor = 5
+    }
+
+    /// The positions of the counts after the status (1-based, as in SQL).
+    public enum Count: Int, CaseIterable, Sendable {
+        case changesRead = 2, matched, createdInPipeline, createdInCRM, updatedInPipeline, updatedInCRM,
+             conflicts, errors, waiting, deferred
+    }
+
+    /// Work tables every pass empties first (the modules' own are emptied
+    /// by each module's part).
+    public static let passTables = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed", "_tandem_locked", "_tandem_policies"]
+
+    /// Above this many rows a work table is analyzed before the statements
+    /// that read it are planned again: a large batch gets hash joins, a small
+    /// one keeps the cached index-driven plans.
+    static let analyzeAbove = 1000
+
+    public let integrationID: Int64
+    public let compiled: [CompiledModule]
+
+    public init(integrationID: Int64, compiled: [CompiledModule]) {
+        self.integrationID = integrationID
+        self.compiled = compiled
+    }
+
+    /// The call of a live pass, with the version the engine is bound to.
+    public static func livePass(configVersion: Int64) -> SQL {
+        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, false, NULL, 'incremental')"
+    }
+
+    /// The call of a job's pass, inside the engine's transaction.
+    public static func jobPass(configVersion: Int64, chunk: Int64?, kind: String) -> SQL {
+        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, true, \(chunk.map(String.init))::bigint, \(kind))"
+    }
+
+    /// `CREATE OR REPLACE FUNCTION pg_temp.tandem_pass ...`, or nil when a
+    /// compiled statement carries a value (every value a pass uses comes
+    /// from its session tables; a statement with one cannot be kept).
+    public func definition() -> String? {
+        var body = Body()
+        guard let modules = try? compiled.map({ try moduleBody($0) }) else { return nil }
+        body.line(prologue)
+        for part in modules { body.line(part) }
+        body.line(epilogue)
+        let text = body.text
+        var tag = "$tandem_pass$"
+        var counter = 0
+        while text.contains(tag) {
+            counter += 1
+            tag = "$tandem_pass_\(counter)$"
+        }
+        // The session's temporary tables and Tandem's schema are named in
+        // full or found in pg_temp; nothing else is looked up by name.
+        return """
+            CREATE OR REPLACE FUNCTION pg_temp.tandem_pass(_config_version bigint, _prepared boolean, _chunk bigint, _kind text)
+            RETURNS bigint[] LANGUAGE plpgsql
+            SET search_path = pg_catalog, pg_temp SET join_collapse_limit = 1 SET lock_timeout = '2s'
+            AS \(tag)
+            #variable_conflict use_column
+            DECLARE
+              _started timestamptz := clock_timestamp();
+              _current pg_snapshot;
+              _version bigint;
+              _removed boolean;
+              _job boolean;
+              _restored boolean;
+              _has_cursor boolean;
+              _moves boolean;
+              _syncing text[];
+              _linked_modules text[] := '{}';
+              _n bigint;
+              _candidates bigint;
+              _linked bigint;
+              _new_links bigint;
+              _failed bigint;
+              _state text;
+              _read bigint := 0;
+              _matched bigint := 0;
+              _created_pipeline bigint := 0;
+              _created_crm bigint := 0;
+              _updated_pipeline bigint := 0;
+              _updated_crm bigint := 0;
+              _conflicts bigint := 0;
+              _errors bigint := 0;
+              _waiting bigint := 0;
+              _deferred bigint := 0;
+              _w_rows bigint; _w_matched bigint; _w_to_pipeline bigint; _w_to_crm bigint; _w_conflicts bigint;
+              _w_unwritten bigint; _w_deleted bigint; _w_wait_pipeline bigint; _w_wait_crm bigint;
+            BEGIN
+            \(text)
+            END
+            \(tag)
+            """
+    }
+
+    struct Body {
+        var text = ""
+        mutating func line(_ line: String) { text += line + "\n" }
+    }
+
+    struct ValueInStatement: Error {}
+
+    /// A compiled statement as PL/pgSQL: its text, with the one-record
+    /// parameter of an apply statement as NULL (the whole batch).
+    static func statement(_ sql: SQL) throws -> String {
+        guard let text = sql.renderWithoutValues() else { throw ValueInStatement() }
+        if text.hasPrefix("SELECT 1 WHERE false") { return "" }
+        if text.hasPrefix("SELECT") { return "PERFORM" + text.dropFirst("SELECT".count) + ";" }
+        return text + ";"
+    }
+
+    /// A compiled query, to read its row INTO variables.
+    static func query(_ sql: SQL) throws -> String {
+        guard let text = sql.renderWithoutValues() else { throw ValueInStatement() }
+        return text
+    }
+
+    var id: String { String(integrationID) }
+
+    /// Checks, the read of the change log and of due retries.
+    var prologue: String {
+        let clear = Self.passTables.map { "DELETE FROM \($0);" }.joined(separator: "\n  ")
+        return """
+            IF NOT _prepared THEN
+              \(clear)
+            END IF;
+            SELECT pg_current_snapshot(), i.config_version, i.removed_at IS NOT NULL,
+                   pg_snapshot_xmax(c.snapshot) > pg_snapshot_xmax(pg_current_snapshot()), c.integration_id IS NOT NULL
+              INTO _current, _version, _removed, _restored, _has_cursor
+              FROM tandem.integrations i LEFT JOIN tandem.sync_cursors c ON c.integration_id = i.integration_id
+             WHERE i.integration_id = \(id);
+            IF NOT FOUND OR _removed THEN RETURN ARRAY[\(Status.removed.rawValue)]; END IF;
+            IF _version IS DISTINCT FROM _config_version THEN RETURN ARRAY[\(Status.configurationChanged.rawValue)]; END IF;
+            IF NOT _has_cursor THEN RETURN ARRAY[\(Status.noCursor.rawValue)]; END IF;
+            SELECT coalesce(array_agg(t.tab) FILTER (WHERE t.state IN ('initial_sync', 'active')), '{}'),
+                   NOT _prepared AND coalesce(bool_or(t.job IS NOT NULL AND t.state IN ('initial_sync', 'active')), false)
+              INTO _syncing, _job
+              FROM tandem.tabs t WHERE t.integration_id = \(id);
+            IF _job THEN RETURN ARRAY[\(Status.job.rawValue)]; END IF;
+            -- A cursor ahead of every transaction id of this cluster: the
+            -- database was restored from a dump of another cluster, whose ids
+            -- it carries. Every change in the log is read again by the
+            -- integrations whose cursors came with the dump (a change already
+            -- synced merges to nothing); changes that a cursor made in this
+            -- cluster still has to read keep their ids.
+            IF _restored THEN
+              UPDATE tandem.change_log cl SET xid = '3'
+               WHERE NOT EXISTS (SELECT 1 FROM tandem.sync_cursors sc
+                                  WHERE pg_snapshot_xmax(sc.snapshot) <= pg_snapshot_xmax(pg_current_snapshot())
+                                    AND cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot));
+              UPDATE tandem.sync_cursors SET snapshot = '3:3:', moved_at = now()
+               WHERE pg_snapshot_xmax(snapshot) > pg_snapshot_xmax(pg_current_snapshot());
+            END IF;
+            -- The cursor is the snapshot of the last pass that read changes:
+            -- read what is visible now and was not then. A transaction that
+            -- was running then is read by the first pass after it commits (B1).
+            INSERT INTO _tandem_candidates (module, side, record_id)
+            SELECT DISTINCT mp.module, CASE WHEN cl.table_oid = mp.pipeline_table::oid THEN 'pipeline' ELSE 'crm' END, cl.record_id
+              FROM tandem.sync_cursors sc
+              JOIN tandem.change_log cl ON cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)
+              JOIN tandem.module_pairs mp ON mp.integration_id = sc.integration_id
+                   AND cl.table_oid IN (mp.pipeline_table::oid, mp.crm_table::oid)
+              JOIN tandem.tabs t ON t.integration_id = mp.integration_id AND t.tab = mp.tab AND t.state IN ('initial_sync', 'active')
+             WHERE sc.integration_id = \(id)
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS _read = ROW_COUNT;
+            _moves := _read > 0 OR _restored;
+            INSERT INTO _tandem_candidates (module, side, record_id)
+            SELECT f.module, f.side, f.record_id FROM tandem.record_failures f
+             WHERE f.integration_id = \(id) AND f.resolved_at IS NULL AND f.retry_at <= now()
+            UNION
+            SELECT d.module, d.side, d.record_id FROM tandem.deferred_records d
+             WHERE d.integration_id = \(id) AND d.retry_at <= now()
+            ON CONFLICT DO NOTHING;
+            GET DIAGNOSTICS _n = ROW_COUNT;
+            _read := _read + _n;
+            -- A quiet pass writes nothing (B4): the old cursor is still exact.
+            IF _read = 0 AND _chunk IS NULL AND NOT _restored THEN RETURN ARRAY[\(Status.quiet.rawValue)]; END IF;
+            -- From here on the pass writes the apps' tables. Its transaction id
+            -- in tandem._applying tells the capture triggers to skip these
+            -- writes (B4); only Tandem's role can write that table. The row is
+            -- deleted before the pass returns: no other session ever sees it.
+            INSERT INTO tandem._applying (xid) VALUES (pg_current_xact_id());
+            IF _read + coalesce(_chunk, 0) > \(Self.analyzeAbove) THEN ANALYZE _tandem_candidates; END IF;
+            """
+    }
+
+    /// One module: skipped unless its tab syncs and it has candidates.
+    func moduleBody(_ module: CompiledModule) throws -> String {
+        let compiler = module.compiler
+        let name = SQL.quote(literal: compiler.module.name)
+        let earlier = compiled.prefix { $0.module.name != compiler.module.name }.map(\.module.name)
+        let parents = compiler.module.fields.reduce(into: Set<String>()) { $0.formUnion($1.parentModules) }
+            .filter { earlier.contains($0) }.sorted()
+        var out = Body()
+        out.line("-- module \(compiler.module.name.replacingOccurrences(of: "\n", with: " "))")
+        out.line("IF \(SQL.quote(literal: compiler.module.tab.rawValue)) = ANY (_syncing) THEN")
+        out.line("SELECT count(*) INTO _candidates FROM _tandem_candidates WHERE module = \(name);")
+        if !parents.isEmpty {
+            // Waiting records whose parent was linked in this pass come back.
+            let list = parents.map { SQL.quote(literal: $0) }.joined(separator: ", ")
+            out.line("IF _linked_modules && ARRAY[\(list)]::text[] THEN")
+            out.line(try Self.statement(module.retryWaiting))
+            out.line("GET DIAGNOSTICS _n = ROW_COUNT; _candidates := _candidates + _n; _read := _read + _n;")
+            out.line("END IF;")
+        }
+        out.line("IF _candidates > 0 THEN")
+        out.line("_new_links := 0;")
+        for statement in module.clearWork { out.line(try Self.statement(statement)) }
+        out.line(try Self.statement(module.forgetWaiting))
+        out.line(try Self.statement(module.linkedPairs))
+        out.line("GET DIAGNOSTICS _linked = ROW_COUNT;")
+        // Some candidates have no link yet: match them (B3), else copy them.
+        let matches = try Side.allCases.compactMap { side -> String? in
+            guard let match = module.match[side] else { return nil }
+            return try Self.statement(match) + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
+        }
+        if !matches.isEmpty {
+            out.line("IF _candidates > _linked THEN")
+            for match in matches { out.line(match) }
+            out.line("END IF;")
+        }
+        // What a user is writing right now waits for a later pass (B11).
+        for side in Side.allCases { out.line(try Self.statement(module.lockRows[side])) }
+        out.line(try Self.statement(module.deferContended))
+        out.line("GET DIAGNOSTICS _n = ROW_COUNT; _deferred := _deferred + _n;")
+        out.line("IF _candidates > _linked THEN")
+        for side in Side.allCases {
+            let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
+            out.line(try Self.statement(module.prepareCreate[side]))
+            out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
+            out.line("IF _n > 0 THEN")
+            out.line("IF _n > \(Self.analyzeAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;")
+            out.line(try apply(module.create[side], compiler: compiler))
+            out.line(try Self.statement(module.linkCreated[side]))
+            out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n;")
+            let waiting = try Self.statement(module.rememberWaitingCreates[side])
+            if !waiting.isEmpty {
+                out.line(waiting)
+                out.line("GET DIAGNOSTICS _n = ROW_COUNT; _waiting := _waiting + _n;")
+            }
+            out.line("END IF;")
+        }
+        out.line("END IF;")
+        out.line("IF _candidates > \(Self.analyzeAbove) THEN ANALYZE \(compiler.pairsTable); END IF;")
+        out.line(try Self.statement(module.buildWork))
+        out.line("""
+            SELECT * INTO _w_rows, _w_matched, _w_to_pipeline, _w_to_crm, _w_conflicts, _w_unwritten, _w_deleted, _w_wait_pipeline, _w_wait_crm
+              FROM (\(try Self.query(module.workPlan))) plan;
+            """)
+        out.line("IF _w_rows > 0 THEN")
+        out.line("_failed := 0;")
+        let conflicts = try Self.statement(module.recordConflicts)
+        if !conflicts.isEmpty { out.line("IF _w_conflicts > 0 THEN \(conflicts) END IF;") }
+        out.line("IF _w_to_crm > 0 THEN \(try apply(module.update.crm, compiler: compiler)) END IF;")
+        out.line("IF _w_to_pipeline > 0 THEN \(try apply(module.update.pipeline, compiler: compiler)) END IF;")
+        out.line("IF _w_unwritten > 0 THEN \(try Self.statement(module.mirrorUnwritten)) END IF;")
+        out.line("IF _w_to_crm + _w_to_pipeline > 0 THEN \(try Self.statement(module.mirrorWritten)) END IF;")
+        out.line("IF _w_deleted > 0 THEN \(try Self.statement(module.markDeleted)) END IF;")
+        for (side, count) in [(Side.pipeline, "_w_wait_pipeline"), (.crm, "_w_wait_crm")] {
+            let waiting = try Self.statement(module.rememberWaitingPairs[side])
+            if !waiting.isEmpty { out.line("IF \(count) > 0 THEN \(waiting) END IF;") }
+        }
+        out.line("""
+            IF _failed > 0 THEN
+              SELECT _updated_pipeline + count(*) FILTER (WHERE to_pipeline AND NOT failed),
+                     _updated_crm + count(*) FILTER (WHERE to_crm AND NOT failed)
+                INTO _updated_pipeline, _updated_crm FROM \(compiler.workTable);
+            ELSE
+              _updated_pipeline := _updated_pipeline + _w_to_pipeline;
+              _updated_crm := _updated_crm + _w_to_crm;
+            END IF;
+            _conflicts := _conflicts + _w_conflicts;
+            _waiting := _waiting + _w_wait_pipeline + _w_wait_crm;
+            """)
+        out.line("END IF;")
+        out.line("IF _new_links > 0 THEN _linked_modules := _linked_modules || \(name)::text; END IF;")
+        out.line("END IF;")
+        out.line("END IF;")
+        return out.text
+    }
+
+    /// An apply statement, set-based over the batch; if the data of a record
+    /// makes it fail, it runs again record by record on the server and the
+    /// failures become record errors (B6). Failures that are not a record's
+    /// fault (the statement, privileges, the server, a lock or a conflict
+    /// between transactions) end the pass.
+    func apply(_ statement: ApplyStatement, compiler: ModuleCompiler) throws -> String {
+        guard let text = statement.sql.renderWithoutValues() else { throw ValueInStatement() }
+        let one = statement.sql.render().text
+        let name = SQL.quote(literal: compiler.module.name)
+        let side = SQL.quote(literal: statement.source.rawValue)
+        let operation = SQL.quote(literal: statement.operation)
+        let recordID = statement.workKey == "link_id"
+            ? "(SELECT \(statement.source == .pipeline ? "p_id" : "c_id") FROM \(statement.workTable) w WHERE w.link_id = e.failed_key::bigint)"
+            : "e.failed_key"
+        let workRecord = statement.workKey == "link_id" ? (statement.source == .pipeline ? "w.p_id" : "w.c_id") : "w.src_id"
+        return """
+            BEGIN
+              \(text);
+            EXCEPTION WHEN OTHERS THEN
+              GET STACKED DIAGNOSTICS _state = RETURNED_SQLSTATE;
+              IF left(_state, 2) IN ('42', '40', '08', '53', '55', '57', 'XX') THEN RAISE; END IF;
+              WITH failed AS (
+                INSERT INTO _tandem_failed (module, side, record_id, operation, sqlstate, message)
+                SELECT \(name), \(side), \(recordID), \(operation), e.failed_sqlstate, e.failed_message
+                  FROM tandem._apply_each(\(SQL.quote(literal: one)), \(SQL.quote(literal: statement.workTable))::regclass, \(SQL.quote(literal: statement.workKey))) e
+                RETURNING record_id)
+              SELECT _failed + count(*) INTO _failed FROM failed;
+              UPDATE \(statement.workTable) w SET failed = true
+                FROM _tandem_failed f
+               WHERE f.module = \(name) AND f.side = \(side) AND f.operation = \(operation) AND f.record_id = \(workRecord);
+            END;
+            """
+    }
+
+    /// Failures, deferred records, the cursor, the log, the run.
+    var epilogue: String {
+        """
+        -- Failures are kept with a growing back-off; records that went through
+        -- resolve their earlier failures.
+        INSERT INTO tandem.record_failures AS f (integration_id, module, side, record_id, operation, sqlstate, message, retry_at)
+        SELECT DISTINCT ON (module, side, record_id) \(id), module, side, record_id, operation, sqlstate, message, now() + interval '5 seconds'
+          FROM _tandem_failed WHERE record_id IS NOT NULL
+        ON CONFLICT (integration_id, module, side, record_id) DO UPDATE
+           SET operation = EXCLUDED.operation, sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message,
+               first_failed_at = CASE WHEN f.resolved_at IS NULL THEN f.first_failed_at ELSE now() END,
+               last_failed_at = now(),
+               attempts = CASE WHEN f.resolved_at IS NULL THEN f.attempts + 1 ELSE 1 END,
+               retry_at = now() + least(interval '1 hour',
+                              interval '5 seconds' * power(2, least(CASE WHEN f.resolved_at IS NULL THEN f.attempts ELSE 0 END, 10))),
+               resolved_at = NULL;
+        GET DIAGNOSTICS _errors = ROW_COUNT;
+        UPDATE tandem.record_failures f SET resolved_at = now()
+          FROM _tandem_candidates c
+         WHERE f.integration_id = \(id) AND f.resolved_at IS NULL
+           AND f.module = c.module AND f.side = c.side AND f.record_id = c.record_id
+           AND NOT EXISTS (SELECT 1 FROM _tandem_failed x WHERE x.module = c.module AND x.side = c.side AND x.record_id = c.record_id);
+        -- Deferred records that were candidates and went through are done;
+        -- those deferred again have a later retry_at.
+        DELETE FROM tandem.deferred_records d USING _tandem_candidates c
+         WHERE d.integration_id = \(id) AND d.retry_at <= now()
+           AND c.module = d.module AND c.side = d.side AND c.record_id = d.record_id;
+        IF _moves THEN
+          UPDATE tandem.sync_cursors SET snapshot = _current, moved_at = now() WHERE integration_id = \(id);
+          -- What every cursor has read is not needed any more.
+          DELETE FROM tandem.change_log cl
+           WHERE cl.xid < (SELECT max(pg_snapshot_xmax(snapshot)) FROM tandem.sync_cursors)
+             AND NOT EXISTS (SELECT 1 FROM tandem.sync_cursors sc WHERE NOT pg_visible_in_snapshot(cl.xid, sc.snapshot));
+        END IF;
+        INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,
+                                 updated_in_pipeline, updated_in_crm, conflicts, errors, waiting, deferred)
+        VALUES (\(id), _kind, _started, _read + coalesce(_chunk, 0), _matched, _created_pipeline, _created_crm,
+                _updated_pipeline, _updated_crm, _conflicts, _errors, _waiting, _deferred);
+        DELETE FROM tandem._applying WHERE xid = pg_current_xact_id();
+        RETURN ARRAY[\(Status.worked.rawValue), _read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm,
+                     _conflicts, _errors, _waiting, _deferred];
+        """
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import TandemCore
+@testable import TandemEngine
+import TandemPostgres
+import TandemTestSupport
+import XCTest
+
+/// A live pass is one call of the session's pass function (issue 9.1): one
+/// round trip, plans kept by PL/pgSQL for the session, no ANALYZE.
+final class PassFunctionTests: XCTestCase {
+    func testALivePassIsOneRoundTripAndAnalyzesNothing() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "1"))
+        for edit in 0..<10 {
+            try db.execute("UPDATE pipeline.contacts SET phone = \("+81 3 0000 00\(edit)") WHERE id = 1")
+            let before = engine.connection.roundTrips
+            let summary = try engine.pass()
+            XCTAssertEqual(engine.connection.roundTrips - before, 1, "edit \(edit): one round trip")
+            XCTAssertEqual(summary.updatedInCRM, 1, "edit \(edit)")
+            XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint"), "+81 3 0000 00\(edit)")
+        }
+        let before = engine.connection.roundTrips
+        XCTAssertFalse(try engine.pass().didWork)
+        XCTAssertEqual(engine.connection.roundTrips - before, 1, "a quiet pass is one round trip too")
+        XCTAssertFalse(engine.connection.inTransaction, "a live pass leaves no transaction open")
+        // The work tables were analyzed empty when the engine bound; a pass
+        // that analyzed them would have counted its rows.
+        let analyzed = try engine.connection.execute("""
+            SELECT string_agg(c.relname || '=' || c.reltuples, ',' ORDER BY c.relname) FROM pg_class c
+             WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind = 'r' AND c.reltuples > 0
+               AND c.relname <> '_tandem_session'
+            """).scalar
+        XCTAssertNil(analyzed, "work tables analyzed by a small pass: \(analyzed ?? "")")
+    }
+
+    func testAPassRunsInReadCommittedWhateverTheDatabasesDefault() throws {
+        let db = try TestDatabase()
+        let name = try XCTUnwrap(try db.scalar("SELECT current_database()::text"))
+        try db.execute("ALTER DATABASE \(identifier: name) SET default_transaction_isolation = 'serializable'")
+        let engine = try db.syncedEngine()
+        XCTAssertEqual(try engine.connection.execute("SHOW default_transaction_isolation").scalar, "read committed")
+        try db.execute("UPDATE crm.contacts SET title = 'Head of Sales' WHERE id = (SELECT crm_id::bigint FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '2')")
+        XCTAssertEqual(try engine.pass().updatedInPipeline, 1)
+        XCTAssertEqual(try db.scalar("SELECT title FROM pipeline.contacts WHERE id = 2"), "Head of Sales")
+    }
+
+    func testTheGeneratedFunctionNamesEveryModuleAndCarriesNoValue() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let bound = try engine.requireBound()
+        let definition = try XCTUnwrap(PassFunction(integrationID: bound.id, compiled: bound.compiled).definition())
+        for module in bound.compiled.map(\.module.name) {
+            XCTAssertTrue(definition.contains("-- module \(module)\n"), module)
+        }
+        XCTAssertEqual(try engine.connection.execute("""
+            SELECT count(*) FROM pg_proc WHERE proname = 'tandem_pass' AND pronamespace = pg_my_temp_schema()
+            """).scalar, "1")
+    }
+}
