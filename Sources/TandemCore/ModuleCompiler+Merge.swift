@@ -172,18 +172,22 @@ extension ModuleCompiler {
             """
     }
 
-    /// Mirrors of pairs that were written: both records read again, so the
-    /// mirror is what each app holds now (rounding, owner fallback and the
-    /// apps' own triggers included), never what was meant to be written.
+    /// Mirrors of pairs that were written: the written record read again, so
+    /// the mirror is what the app holds now (rounding, owner fallback and the
+    /// app's own triggers included), never what was meant to be written. The
+    /// other record is as the merge read it: the pass holds its row lock.
     public var mirrorWritten: SQL {
         let pipeline = projection(.pipeline, alias: "p")
         let crm = projection(.crm, alias: "c")
+        let fields = module.fields.indices
+        let pipelineNow = fields.map { "CASE WHEN w.to_pipeline THEN \(pipeline.canonical[$0]) ELSE w.p_f\(raw: String($0)) END" as SQL }
+        let crmNow = fields.map { "CASE WHEN w.to_crm THEN \(crm.canonical[$0]) ELSE w.c_f\(raw: String($0)) END" as SQL }
         return """
             INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
-            SELECT w.link_id, \(mirrorObject(pipeline.canonical)), \(mirrorObject(crm.canonical)), now()
+            SELECT w.link_id, \(mirrorObject(pipelineNow)), \(mirrorObject(crmNow)), now()
               FROM \(raw: workTable) w
-              JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "w.p_id"))
-              JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "w.c_id"))
+              LEFT JOIN \(table(.pipeline)) p ON w.to_pipeline AND p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "w.p_id"))
+              LEFT JOIN \(table(.crm)) c ON w.to_crm AND c.\(identifier: key(.crm).name) = \(keyValue(.crm, "w.c_id"))
               \(pipeline.joins)
               \(crm.joins)
              WHERE (w.to_crm OR w.to_pipeline) AND NOT w.failed

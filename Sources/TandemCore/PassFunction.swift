@@ -43,7 +43,7 @@ public struct PassFunction: Sendable {
     /// Above this many rows a work table is analyzed before the statements
     /// that read it are planned again: a large batch gets hash joins, a small
     /// one keeps the cached index-driven plans.
-    static let analyzeAbove = 1000
+    public static let analyzeAbove: Int64 = 1000
 
     public let integrationID: Int64
     public let compiled: [CompiledModule]

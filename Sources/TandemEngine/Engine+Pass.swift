@@ -112,11 +112,12 @@ extension Engine {
             (status, summary, chunk) = try jobPass(bound, events: &events)
         }
         guard status == .worked else { return summary }
-        // Temporary tables are never vacuumed: after a large pass, and every
-        // thousand small ones, empty them for real, and analyze them empty so
-        // that the next small pass plans for a small batch again.
+        // Temporary tables are never vacuumed: after a pass large enough to
+        // have analyzed them, and every thousand small ones, empty them for
+        // real and analyze them empty, so that the next small pass plans for
+        // a small batch again (a plan made for 50,000 rows scans the links).
         passesSinceTruncate += 1
-        if summary.changesRead > 5_000 || passesSinceTruncate >= 1_000 {
+        if summary.changesRead > PassFunction.analyzeAbove || passesSinceTruncate >= 1_000 {
             passesSinceTruncate = 0
             let names = PassFunction.passTables + bound.compilers.flatMap(\.temporaryTableNames)
             try connection.execute(batch: ["TRUNCATE \(raw: names.joined(separator: ", "))", "ANALYZE \(raw: names.joined(separator: ", "))"])
