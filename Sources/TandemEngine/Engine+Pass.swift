@@ -145,11 +145,20 @@ extension Engine {
               JOIN tandem.module_pairs mp ON mp.integration_id = t.integration_id AND mp.tab = t.tab
              WHERE t.integration_id = \(bound.id) AND t.job = 'reactivation'
             """,
-            // An initial sync grows links and mirrors faster than autovacuum
-            // analyzes them; plans made on stale statistics turn anti-joins
-            // against the links into nested loops over the whole table.
-            "ANALYZE tandem.links, tandem.mirrors",
         ])
+        // An initial sync grows the links faster than autovacuum analyzes
+        // them; plans made on stale statistics turn anti-joins against the
+        // links into nested loops over the whole table. Analyzed when they
+        // have doubled since (the mirrors by their key only: their values are
+        // large and no plan looks at them).
+        if linksAtAnalyze < 0 || Double(linksSinceAnalyze) > max(linksAtAnalyze, 1000) {
+            let tuples = try connection.execute(batch: [
+                "ANALYZE tandem.links, tandem.mirrors (link_id)",
+                "SELECT reltuples::text FROM pg_class WHERE oid = 'tandem.links'::regclass",
+            ]).scalar
+            linksAtAnalyze = tuples.flatMap { Double($0) } ?? 0
+            linksSinceAnalyze = 0
+        }
         let chunk = try jobChunk(bound, states: try tabStates(bound.id))
         var (status, summary) = try passResult(connection.execute(
             PassFunction.jobPass(configVersion: bound.configVersion, chunk: chunk?.read, kind: chunk?.job.rawValue ?? "incremental")).scalar, bound)
@@ -159,6 +168,7 @@ extension Engine {
         }
         summary.initialChunk = chunk != nil
         summary.changesRead += chunk?.read ?? 0
+        linksSinceAnalyze += summary.matched + summary.createdInPipeline + summary.createdInCRM
         if let chunk { try finishChunk(bound, chunk, events: &events) }
         try connection.execute("COMMIT")
         return (status, summary, chunk)

@@ -91,6 +91,10 @@ public final class Engine {
     var isActiveSyncer = false
     /// Passes since the temporary work tables were last truncated.
     var passesSinceTruncate = 0
+    /// tandem.links's row count when a job's pass last analyzed it (-1:
+    /// never in this session), and the links made since.
+    var linksAtAnalyze: Double = -1
+    var linksSinceAnalyze: Int64 = 0
     let stopSignal: StopSignal
 
     struct Bound {
