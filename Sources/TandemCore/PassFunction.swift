@@ -1,7 +1,8 @@
 import TandemPostgres
 
 /// The whole sync pass of one bound integration as one PL/pgSQL function,
-/// `pg_temp.tandem_pass`, created in the engine's own session when it binds
+/// `pg_temp.tandem_pass` (with the two merges it calls, for small and large
+/// batches), created in the engine's own session when it binds
 /// (and replaced when it binds again): a live pass is one call, one round
 /// trip, and PL/pgSQL keeps the plan of every statement for the session, so
 /// a pass plans nothing. The statements are the module compilers'; this is
@@ -63,31 +64,21 @@ public struct PassFunction: Sendable {
         "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, true, \(chunk.map(String.init))::bigint, \(kind))"
     }
 
-    /// `CREATE OR REPLACE FUNCTION pg_temp.tandem_pass ...`, or nil when a
-    /// compiled statement carries a value (every value a pass uses comes
-    /// from its session tables; a statement with one cannot be kept).
-    public func definition() -> String? {
-        var body = Body()
-        guard let modules = try? compiled.map({ try moduleBody($0) }) else { return nil }
-        body.line(prologue)
-        for part in modules { body.line(part) }
-        body.line(epilogue)
-        let text = body.text
-        var tag = "$tandem_pass$"
-        var counter = 0
-        while text.contains(tag) {
-            counter += 1
-            tag = "$tandem_pass_\(counter)$"
-        }
-        // The session's temporary tables and Tandem's schema are named in
-        // full or found in pg_temp; nothing else is looked up by name.
-        return """
-            CREATE OR REPLACE FUNCTION pg_temp.tandem_pass(_config_version bigint, _prepared boolean, _chunk bigint, _kind text)
-            RETURNS bigint[] LANGUAGE plpgsql
-            SET search_path = pg_catalog, pg_temp SET join_collapse_limit = 1 SET lock_timeout = '2s'
-            AS \(tag)
-            #variable_conflict use_column
-            DECLARE
+    /// The `CREATE OR REPLACE FUNCTION` statements of `pg_temp.tandem_pass`
+    /// and of the two merges it calls, or nil when a compiled statement
+    /// carries a value (every value a pass uses comes from its session
+    /// tables; a statement with one cannot be kept).
+    ///
+    /// The merge of a batch is planned twice, once for each size: the small
+    /// merge (up to `analyzeAbove` records) is planned with hash and merge
+    /// joins off, so that its cached plans look records up by key however
+    /// the work tables have grown; the large merge analyzes the work tables
+    /// and lets the planner choose.
+    public func definitions() -> [String]? {
+        guard let small = try? merge(large: false), let large = try? merge(large: true) else { return nil }
+        return [small, large, function(
+            "tandem_pass(_config_version bigint, _prepared boolean, _chunk bigint, _kind text)", settings: "",
+            declarations: """
               _started timestamptz := clock_timestamp();
               _current pg_snapshot;
               _version bigint;
@@ -97,6 +88,33 @@ public struct PassFunction: Sendable {
               _has_cursor boolean;
               _moves boolean;
               _syncing text[];
+              _merged bigint[];
+              _n bigint;
+              _read bigint := 0;
+              _errors bigint := 0;
+            """,
+            body: prologue + "\n" + """
+            IF _read + coalesce(_chunk, 0) > \(Self.analyzeAbove) THEN
+              _merged := pg_temp.tandem_merge_large(_syncing);
+            ELSE
+              _merged := pg_temp.tandem_merge_small(_syncing);
+            END IF;
+            _read := _read + _merged[1];
+            """ + "\n" + epilogue)]
+    }
+
+    /// The merge of every module, for a small or a large batch. Returns the
+    /// records it read besides the candidates it was given (waiting records
+    /// whose parents it linked), then the counts of `Count` from `matched`.
+    func merge(large: Bool) throws -> String {
+        var body = Body()
+        if large { body.line("ANALYZE _tandem_candidates;") }
+        for module in compiled { body.line(try moduleBody(module, large: large)) }
+        body.line("RETURN ARRAY[_read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm, _conflicts, 0, _waiting, _deferred];")
+        return function(
+            "tandem_merge_\(large ? "large" : "small")(_syncing text[])",
+            settings: large ? "" : " SET enable_hashjoin = off SET enable_mergejoin = off",
+            declarations: """
               _linked_modules text[] := '{}';
               _n bigint;
               _candidates bigint;
@@ -112,13 +130,34 @@ public struct PassFunction: Sendable {
               _updated_pipeline bigint := 0;
               _updated_crm bigint := 0;
               _conflicts bigint := 0;
-              _errors bigint := 0;
               _waiting bigint := 0;
               _deferred bigint := 0;
               _w_rows bigint; _w_matched bigint; _w_to_pipeline bigint; _w_to_crm bigint; _w_conflicts bigint;
               _w_unwritten bigint; _w_deleted bigint; _w_wait_pipeline bigint; _w_wait_crm bigint;
+            """,
+            body: body.text)
+    }
+
+    /// A PL/pgSQL function of the session's temporary schema. The session's
+    /// temporary tables and Tandem's schema are named in full or found in
+    /// pg_temp; nothing else is looked up by name.
+    func function(_ signature: String, settings: String, declarations: String, body: String) -> String {
+        var tag = "$tandem_pass$"
+        var counter = 0
+        while body.contains(tag) {
+            counter += 1
+            tag = "$tandem_pass_\(counter)$"
+        }
+        return """
+            CREATE OR REPLACE FUNCTION pg_temp.\(signature)
+            RETURNS bigint[] LANGUAGE plpgsql
+            SET search_path = pg_catalog, pg_temp SET join_collapse_limit = 1 SET lock_timeout = '2s'\(settings)
+            AS \(tag)
+            #variable_conflict use_column
+            DECLARE
+            \(declarations)
             BEGIN
-            \(text)
+            \(body)
             END
             \(tag)
             """
@@ -212,12 +251,11 @@ public struct PassFunction: Sendable {
             -- writes (B4); only Tandem's role can write that table. The row is
             -- deleted before the pass returns: no other session ever sees it.
             INSERT INTO tandem._applying (xid) VALUES (pg_current_xact_id());
-            IF _read + coalesce(_chunk, 0) > \(Self.analyzeAbove) THEN ANALYZE _tandem_candidates; END IF;
             """
     }
 
     /// One module: skipped unless its tab syncs and it has candidates.
-    func moduleBody(_ module: CompiledModule) throws -> String {
+    func moduleBody(_ module: CompiledModule, large: Bool) throws -> String {
         let compiler = module.compiler
         let name = SQL.quote(literal: compiler.module.name)
         let earlier = compiled.prefix { $0.module.name != compiler.module.name }.map(\.module.name)
@@ -267,7 +305,7 @@ public struct PassFunction: Sendable {
             out.line(try Self.statement(module.prepareCreate[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
-            out.line("IF _n > \(Self.analyzeAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;")
+            if large { out.line("IF _n > \(Self.analyzeAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
             out.line(try apply(module.create[side], compiler: compiler))
             out.line(try Self.statement(module.linkCreated[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n;")
@@ -279,7 +317,7 @@ public struct PassFunction: Sendable {
             out.line("END IF;")
         }
         out.line("END IF;")
-        out.line("IF _candidates > \(Self.analyzeAbove) THEN ANALYZE \(compiler.pairsTable); END IF;")
+        if large { out.line("IF _candidates > \(Self.analyzeAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
         out.line(try Self.statement(module.buildWork))
         out.line("""
             SELECT * INTO _w_rows, _w_matched, _w_to_pipeline, _w_to_crm, _w_conflicts, _w_unwritten, _w_deleted, _w_wait_pipeline, _w_wait_crm
@@ -373,10 +411,11 @@ public struct PassFunction: Sendable {
          WHERE f.integration_id = \(id) AND f.resolved_at IS NULL
            AND f.module = c.module AND f.side = c.side AND f.record_id = c.record_id
            AND NOT EXISTS (SELECT 1 FROM _tandem_failed x WHERE x.module = c.module AND x.side = c.side AND x.record_id = c.record_id);
-        -- Deferred records that were candidates and went through are done;
-        -- those deferred again have a later retry_at.
+        -- Deferred records that were candidates and went through are done,
+        -- due or not (a change of the record itself may bring it back before
+        -- its retry); those deferred again were written by this pass.
         DELETE FROM tandem.deferred_records d USING _tandem_candidates c
-         WHERE d.integration_id = \(id) AND d.retry_at <= now()
+         WHERE d.integration_id = \(id) AND d.xmin <> pg_current_xact_id()::xid
            AND c.module = d.module AND c.side = d.side AND c.record_id = d.record_id;
         IF _moves THEN
           UPDATE tandem.sync_cursors SET snapshot = _current, moved_at = now() WHERE integration_id = \(id);
@@ -387,11 +426,11 @@ public struct PassFunction: Sendable {
         END IF;
         INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,
                                  updated_in_pipeline, updated_in_crm, conflicts, errors, waiting, deferred)
-        VALUES (\(id), _kind, _started, _read + coalesce(_chunk, 0), _matched, _created_pipeline, _created_crm,
-                _updated_pipeline, _updated_crm, _conflicts, _errors, _waiting, _deferred);
+        VALUES (\(id), _kind, _started, _read + coalesce(_chunk, 0), _merged[2], _merged[3], _merged[4],
+                _merged[5], _merged[6], _merged[7], _errors, _merged[9], _merged[10]);
         DELETE FROM tandem._applying WHERE xid = pg_current_xact_id();
-        RETURN ARRAY[\(Status.worked.rawValue), _read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm,
-                     _conflicts, _errors, _waiting, _deferred];
+        RETURN ARRAY[\(Status.worked.rawValue), _read, _merged[2], _merged[3], _merged[4], _merged[5], _merged[6],
+                     _merged[7], _errors, _merged[9], _merged[10]];
         """
     }
 }

@@ -356,10 +356,10 @@ extension Engine {
         let tables = PassFunction.passTables + compilers.flatMap(\.temporaryTableNames)
         try connection.execute("ANALYZE \(raw: tables.joined(separator: ", "))")
         let compiled = compilers.map(CompiledModule.init)
-        guard let function = PassFunction(integrationID: id, compiled: compiled).definition() else {
+        guard let functions = PassFunction(integrationID: id, compiled: compiled).definitions() else {
             throw TandemError(.error, "integration '\(integration.name)' compiled to a statement that carries a value; its pass cannot be built")
         }
-        try connection.execute(SQL(raw: function))
+        for function in functions { try connection.execute(SQL(raw: function)) }
         try connection.execute("LISTEN tandem")
         let version = try connection.execute("SELECT config_version FROM tandem.integrations WHERE integration_id = \(id)").scalar
         bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compiled,

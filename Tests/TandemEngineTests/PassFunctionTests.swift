@@ -45,16 +45,21 @@ final class PassFunctionTests: XCTestCase {
         XCTAssertEqual(try db.scalar("SELECT title FROM pipeline.contacts WHERE id = 2"), "Head of Sales")
     }
 
-    func testTheGeneratedFunctionNamesEveryModuleAndCarriesNoValue() throws {
+    func testTheGeneratedFunctionsMergeEveryModuleSmallBatchesByKeyLargeOnesAnalyzed() throws {
         let db = try TestDatabase()
         let engine = try db.syncedEngine()
         let bound = try engine.requireBound()
-        let definition = try XCTUnwrap(PassFunction(integrationID: bound.id, compiled: bound.compiled).definition())
+        let definitions = try XCTUnwrap(PassFunction(integrationID: bound.id, compiled: bound.compiled).definitions())
+        XCTAssertEqual(definitions.count, 3)
         for module in bound.compiled.map(\.module.name) {
-            XCTAssertTrue(definition.contains("-- module \(module)\n"), module)
+            XCTAssertTrue(definitions[0].contains("-- module \(module)\n"), module)
+            XCTAssertTrue(definitions[1].contains("-- module \(module)\n"), module)
         }
+        XCTAssertFalse(definitions[0].contains("ANALYZE"), "the small merge never analyzes")
+        XCTAssertTrue(definitions[0].contains("SET enable_hashjoin = off"), "the small merge looks records up by key")
+        XCTAssertTrue(definitions[1].contains("ANALYZE _tandem_candidates"))
         XCTAssertEqual(try engine.connection.execute("""
-            SELECT count(*) FROM pg_proc WHERE proname = 'tandem_pass' AND pronamespace = pg_my_temp_schema()
-            """).scalar, "1")
+            SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()
+            """).scalar, "tandem_merge_large,tandem_merge_small,tandem_pass")
     }
 }
