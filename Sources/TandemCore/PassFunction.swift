@@ -414,9 +414,11 @@ public struct PassFunction: Sendable {
         -- Deferred records that were candidates and went through are done,
         -- due or not (a change of the record itself may bring it back before
         -- its retry); those deferred again were written by this pass.
-        DELETE FROM tandem.deferred_records d USING _tandem_candidates c
-         WHERE d.integration_id = \(id) AND d.xmin <> pg_current_xact_id()::xid
-           AND c.module = d.module AND c.side = d.side AND c.record_id = d.record_id;
+        IF EXISTS (SELECT 1 FROM tandem.deferred_records d WHERE d.integration_id = \(id)) THEN
+          DELETE FROM tandem.deferred_records d USING _tandem_candidates c
+           WHERE d.integration_id = \(id) AND d.xmin <> pg_current_xact_id()::xid
+             AND c.module = d.module AND c.side = d.side AND c.record_id = d.record_id;
+        END IF;
         IF _moves THEN
           UPDATE tandem.sync_cursors SET snapshot = _current, moved_at = now() WHERE integration_id = \(id);
           -- What every cursor has read is not needed any more.

@@ -219,7 +219,11 @@ public final class Connection {
                 return String(cString: value)
             }
             let primary = field(Int32(UInt8(ascii: "M"))) ?? Connection.trimmed(PQresultErrorMessage(result))
-            let lost = handle.map { PQstatus($0) != CONNECTION_OK } ?? true
+            // A session the server is ending (terminated, shut down) is lost
+            // even while libpq has not read the end of the stream yet.
+            let sqlstate = field(Int32(UInt8(ascii: "C")))
+            let ending = sqlstate.map { ["57P01", "57P02", "57P03"].contains($0) || $0.hasPrefix("08") } ?? false
+            let lost = ending || (handle.map { PQstatus($0) != CONNECTION_OK } ?? true)
             // The server saw the cancel: nothing is left pending.
             if field(Int32(UInt8(ascii: "C"))) == Connection.queryCanceled { clearCancel() }
             throw PostgresError(kind: lost ? .connection : .statement,

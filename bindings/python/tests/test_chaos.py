@@ -45,6 +45,7 @@ class Host:
         self.starts = 0
         self.exits: Dict[str, int] = {"sigkill": 0, "terminated": 0, "unexplained": 0}
         self.unexplained: List[str] = []
+        self.after_termination: List[str] = []
         self.killed: set = set()
         self.terminated_at: Dict[int, float] = {}
         self.stopping = threading.Event()
@@ -68,6 +69,7 @@ class Host:
                         self.exits["sigkill"] += 1
                     elif terminated is not None and time.monotonic() - terminated < 10:
                         self.exits["terminated"] += 1
+                        self.after_termination.append("status %s: %s" % (rc, self.stderr.read_text(errors="replace").strip()))
                     else:
                         self.exits["unexplained"] += 1
                         self.unexplained.append("status %s: %s" % (rc, self.stderr.read_text(errors="replace").strip()))
@@ -168,7 +170,8 @@ def test_writers_kills_and_terminations_end_in_the_right_state(database: Databas
         problems(found), "\n".join(found["examples"]), summary)  # type: ignore[arg-type]
     # A terminated connection is restored by the host itself (B11): only SIGKILLs end it. Any
     # other exit fails the test (a transient error must never end the follower either).
-    assert host.exits["terminated"] == 0, "the host exited after its connection was terminated: " + summary
+    assert host.exits["terminated"] == 0, "the host exited after its connection was terminated: %s\n%s" % (
+        summary, "\n".join(host.after_termination))
     assert host.exits["unexplained"] == 0, "host exits nobody caused:\n%s\n%s" % (
         "\n".join(host.unexplained), summary)
 
