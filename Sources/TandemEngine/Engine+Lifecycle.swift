@@ -300,7 +300,7 @@ extension Engine {
                                     ["purged": purge, "owner_must_run": forOwner], into: &events)
                 }
                 if purge {
-                    try connection.execute("DELETE FROM tandem.integrations WHERE integration_id = \(bound.id)")
+                    try connection.execute("SELECT tandem._purge_integration(\(bound.id))")
                 }
                 // Hosts following the integration learn of it at once.
                 try connection.execute("NOTIFY tandem")

@@ -395,9 +395,14 @@ final class LifecycleTests: XCTestCase {
         expectError(.state, containing: "was removed (R17)") { try engine.configure(Self.contactsAndActivities) }
 
         // Purging takes the history too; then the name is free again.
+        XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.mirrors"), 0)
+        XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.runs"), 0)
         XCTAssertTrue(try engine.remove(purge: true))
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.integrations"), 0)
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.links"), 0)
+        for table in ["mirrors", "conflict_decisions", "runs", "tabs", "events"] {
+            XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.\(raw: table)"), 0, "purge leaves nothing in tandem.\(table)")
+        }
         XCTAssertFalse(try engine.remove(purge: true))
     }
 
