@@ -165,17 +165,18 @@ UPDATE pipeline.companies p SET
   JOIN f_owner_to_pipeline o ON o.src = c.owner_id
  WHERE w.act = 'p' AND p.id = w.pid;
 
--- A mirror per link: both records as they are now, in canonical form.
+-- A mirror per link: both records as they are now, in canonical form (jsonb_build_object turns
+-- text into a JSON string and a link id into a number, as to_jsonb would, at less cost).
 INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
 SELECT l.link_id,
-       jsonb_strip_nulls(jsonb_build_object('company_name:account_name', to_jsonb(p.company_name), 'phone', to_jsonb(p.phone),
-           'website', to_jsonb(p.website), 'description', to_jsonb(p.description), 'billing_street', to_jsonb(p.billing_street),
-           'billing_city', to_jsonb(p.billing_city), 'billing_state', to_jsonb(p.billing_state), 'billing_code', to_jsonb(p.billing_code),
-           'billing_country', to_jsonb(p.billing_country), 'owner_id', to_jsonb(lower(btrim(pu.email))))),
-       jsonb_strip_nulls(jsonb_build_object('company_name:account_name', to_jsonb(c.account_name), 'phone', to_jsonb(c.phone),
-           'website', to_jsonb(c.website), 'description', to_jsonb(c.description), 'billing_street', to_jsonb(c.billing_street),
-           'billing_city', to_jsonb(c.billing_city), 'billing_state', to_jsonb(c.billing_state), 'billing_code', to_jsonb(c.billing_code),
-           'billing_country', to_jsonb(c.billing_country), 'owner_id', to_jsonb(lower(btrim(cu.email))))),
+       jsonb_strip_nulls(jsonb_build_object('company_name:account_name', p.company_name, 'phone', p.phone,
+           'website', p.website, 'description', p.description, 'billing_street', p.billing_street,
+           'billing_city', p.billing_city, 'billing_state', p.billing_state, 'billing_code', p.billing_code,
+           'billing_country', p.billing_country, 'owner_id', lower(btrim(pu.email)))),
+       jsonb_strip_nulls(jsonb_build_object('company_name:account_name', c.account_name, 'phone', c.phone,
+           'website', c.website, 'description', c.description, 'billing_street', c.billing_street,
+           'billing_city', c.billing_city, 'billing_state', c.billing_state, 'billing_code', c.billing_code,
+           'billing_country', c.billing_country, 'owner_id', lower(btrim(cu.email)))),
        now()
   FROM tandem.links l
   JOIN pipeline.companies p ON p.id = l.pipeline_id::bigint
@@ -322,16 +323,16 @@ UPDATE pipeline.contacts p SET
 
 INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
 SELECT l.link_id,
-       jsonb_strip_nulls(jsonb_build_object('first_name', to_jsonb(p.first_name), 'last_name', to_jsonb(p.last_name),
-           'email', to_jsonb(p.email), 'phone', to_jsonb(p.phone), 'mobile', to_jsonb(p.mobile), 'title', to_jsonb(p.title),
-           'description', to_jsonb(p.description), 'mailing_street', to_jsonb(p.mailing_street), 'mailing_city', to_jsonb(p.mailing_city),
-           'mailing_state', to_jsonb(p.mailing_state), 'mailing_zip', to_jsonb(p.mailing_zip), 'mailing_country', to_jsonb(p.mailing_country),
-           'company_id:account_id', to_jsonb(pk.link_id), 'owner_id', to_jsonb(lower(btrim(pu.email))))),
-       jsonb_strip_nulls(jsonb_build_object('first_name', to_jsonb(c.first_name), 'last_name', to_jsonb(c.last_name),
-           'email', to_jsonb(c.email), 'phone', to_jsonb(c.phone), 'mobile', to_jsonb(c.mobile), 'title', to_jsonb(c.title),
-           'description', to_jsonb(c.description), 'mailing_street', to_jsonb(c.mailing_street), 'mailing_city', to_jsonb(c.mailing_city),
-           'mailing_state', to_jsonb(c.mailing_state), 'mailing_zip', to_jsonb(c.mailing_zip), 'mailing_country', to_jsonb(c.mailing_country),
-           'company_id:account_id', to_jsonb(ck.link_id), 'owner_id', to_jsonb(lower(btrim(cu.email))))),
+       jsonb_strip_nulls(jsonb_build_object('first_name', p.first_name, 'last_name', p.last_name,
+           'email', p.email, 'phone', p.phone, 'mobile', p.mobile, 'title', p.title,
+           'description', p.description, 'mailing_street', p.mailing_street, 'mailing_city', p.mailing_city,
+           'mailing_state', p.mailing_state, 'mailing_zip', p.mailing_zip, 'mailing_country', p.mailing_country,
+           'company_id:account_id', pk.link_id, 'owner_id', lower(btrim(pu.email)))),
+       jsonb_strip_nulls(jsonb_build_object('first_name', c.first_name, 'last_name', c.last_name,
+           'email', c.email, 'phone', c.phone, 'mobile', c.mobile, 'title', c.title,
+           'description', c.description, 'mailing_street', c.mailing_street, 'mailing_city', c.mailing_city,
+           'mailing_state', c.mailing_state, 'mailing_zip', c.mailing_zip, 'mailing_country', c.mailing_country,
+           'company_id:account_id', ck.link_id, 'owner_id', lower(btrim(cu.email)))),
        now()
   FROM tandem.links l
   JOIN pipeline.contacts p ON p.id = l.pipeline_id::bigint
