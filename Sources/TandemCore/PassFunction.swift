@@ -41,10 +41,14 @@ public struct PassFunction: Sendable {
     /// by each module's part).
     public static let passTables = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed", "_tandem_locked", "_tandem_policies"]
 
-    /// Above this many rows a work table is analyzed before the statements
-    /// that read it are planned again: a large batch gets hash joins, a small
-    /// one keeps the cached index-driven plans.
-    public static let analyzeAbove: Int64 = 1000
+    /// A batch of more records goes through the large merge, which analyzes
+    /// the work tables and may hash-join them with the apps' tables; up to
+    /// this many, key lookups into tables of any size cost less than a
+    /// replan, and the small merge's cached plans serve.
+    public static let analyzeAbove: Int64 = 5000
+    /// Within a large batch, a module's own work table is analyzed above this
+    /// many rows.
+    static let analyzeModuleAbove: Int64 = 1000
 
     public let integrationID: Int64
     public let compiled: [CompiledModule]
@@ -305,7 +309,7 @@ public struct PassFunction: Sendable {
             out.line(try Self.statement(module.prepareCreate[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
-            if large { out.line("IF _n > \(Self.analyzeAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
+            if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
             out.line(try apply(module.create[side], compiler: compiler))
             out.line(try Self.statement(module.linkCreated[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n;")
@@ -317,7 +321,7 @@ public struct PassFunction: Sendable {
             out.line("END IF;")
         }
         out.line("END IF;")
-        if large { out.line("IF _candidates > \(Self.analyzeAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
+        if large { out.line("IF _candidates > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
         out.line(try Self.statement(module.buildWork))
         out.line("""
             SELECT * INTO _w_rows, _w_matched, _w_to_pipeline, _w_to_crm, _w_conflicts, _w_unwritten, _w_deleted, _w_wait_pipeline, _w_wait_crm
