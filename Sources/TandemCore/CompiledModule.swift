@@ -37,6 +37,7 @@ public struct CompiledModule: Sendable {
     public let markDeleted: SQL
     public let rememberWaitingPairs: BySide<SQL>
     public let lockRows: BySide<SQL>
+    public let lockRowsCounting: BySide<SQL>
     public let deferContended: SQL
 
     public init(_ compiler: ModuleCompiler) {
@@ -52,7 +53,8 @@ public struct CompiledModule: Sendable {
         mirrorWritten = compiler.mirrorWritten
         markDeleted = compiler.markDeleted
         deferContended = compiler.deferContended
-        lockRows = BySide { compiler.lockRows($0) }
+        lockRows = BySide { compiler.lockRows($0, counting: false) }
+        lockRowsCounting = BySide { compiler.lockRows($0, counting: true) }
         match = BySide { compiler.match(from: $0) }
         prepareCreate = BySide { compiler.prepareCreate(from: $0) }
         create = BySide { compiler.create(from: $0) }

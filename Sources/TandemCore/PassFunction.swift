@@ -52,10 +52,13 @@ public struct PassFunction: Sendable {
 
     public let integrationID: Int64
     public let compiled: [CompiledModule]
+    /// Batches of more records go through the large merge.
+    public let largeAbove: Int64
 
-    public init(integrationID: Int64, compiled: [CompiledModule]) {
+    public init(integrationID: Int64, compiled: [CompiledModule], largeAbove: Int64 = PassFunction.analyzeAbove) {
         self.integrationID = integrationID
         self.compiled = compiled
+        self.largeAbove = largeAbove
     }
 
     /// The call of a live pass, with the version the engine is bound to.
@@ -98,7 +101,7 @@ public struct PassFunction: Sendable {
               _errors bigint := 0;
             """,
             body: prologue + "\n" + """
-            IF _read + coalesce(_chunk, 0) > \(Self.analyzeAbove) THEN
+            IF _read + coalesce(_chunk, 0) > \(largeAbove) THEN
               _merged := pg_temp.tandem_merge_large(_syncing);
             ELSE
               _merged := pg_temp.tandem_merge_small(_syncing);
@@ -294,15 +297,19 @@ public struct PassFunction: Sendable {
             out.line("END IF;")
         }
         // What a user is writing right now waits for a later pass (B11).
-        out.line("_missing := 0;")
-        for side in Side.allCases {
-            out.line(try Self.query(module.lockRows[side]) + " INTO _n;")
-            out.line("_missing := _missing + _n;")
+        if large {
+            out.line("_missing := 0;")
+            for side in Side.allCases {
+                out.line(try Self.query(module.lockRowsCounting[side]) + " INTO _n;")
+                out.line("_missing := _missing + _n;")
+            }
+            out.line("IF _missing > 0 THEN")
+        } else {
+            for side in Side.allCases { out.line(try Self.statement(module.lockRows[side])) }
         }
-        out.line("IF _missing > 0 THEN")
         out.line(try Self.statement(module.deferContended))
         out.line("GET DIAGNOSTICS _n = ROW_COUNT; _deferred := _deferred + _n;")
-        out.line("END IF;")
+        if large { out.line("END IF;") }
         out.line("IF _candidates > _linked THEN")
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"

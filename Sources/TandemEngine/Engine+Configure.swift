@@ -356,7 +356,7 @@ extension Engine {
         let tables = PassFunction.passTables + compilers.flatMap(\.temporaryTableNames)
         try connection.execute("ANALYZE \(raw: tables.joined(separator: ", "))")
         let compiled = compilers.map(CompiledModule.init)
-        guard let functions = PassFunction(integrationID: id, compiled: compiled).definitions() else {
+        guard let functions = PassFunction(integrationID: id, compiled: compiled, largeAbove: largeBatchAbove).definitions() else {
             throw TandemError(.error, "integration '\(integration.name)' compiled to a statement that carries a value; its pass cannot be built")
         }
         for function in functions { try connection.execute(SQL(raw: function)) }

@@ -117,7 +117,7 @@ extension Engine {
         // real and analyze them empty, so that the next small pass plans for
         // a small batch again (a plan made for 50,000 rows scans the links).
         passesSinceTruncate += 1
-        if summary.changesRead > PassFunction.analyzeAbove || passesSinceTruncate >= 1_000 {
+        if summary.changesRead > largeBatchAbove || passesSinceTruncate >= 1_000 {
             passesSinceTruncate = 0
             let names = PassFunction.passTables + bound.compilers.flatMap(\.temporaryTableNames)
             try connection.execute(batch: ["TRUNCATE \(raw: names.joined(separator: ", "))", "ANALYZE \(raw: names.joined(separator: ", "))"])

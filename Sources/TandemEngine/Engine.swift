@@ -95,6 +95,9 @@ public final class Engine {
     /// never in this session), and the links made since.
     var linksAtAnalyze: Double = -1
     var linksSinceAnalyze: Int64 = 0
+    /// Batches of more records go through the large merge (tests lower it
+    /// to run every batch through it).
+    var largeBatchAbove = PassFunction.analyzeAbove
     let stopSignal: StopSignal
 
     struct Bound {

@@ -62,4 +62,37 @@ final class PassFunctionTests: XCTestCase {
             SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = pg_my_temp_schema()
             """).scalar, "tandem_merge_large,tandem_merge_small,tandem_pass")
     }
+
+    /// The large merge (batches over 5,000 records; here every batch) syncs
+    /// the same, and defers a record a user holds while the rest commits.
+    func testTheLargeMergeSyncsAndDefersWhatAUserHolds() throws {
+        let db = try TestDatabase()
+        let engine = try db.engine()
+        engine.largeBatchAbove = 0
+        try engine.configure(TestDatabase.defaultConfig)
+        try engine.activate("contacts_companies")
+        try engine.passUntilQuiet()
+        XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'contacts'"), 0)
+        let held = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "1"))
+        let free = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "2"))
+        let user = try Connection(conninfo: db.conninfo)
+        defer { user.close() }
+        try user.execute("BEGIN")
+        try user.execute("UPDATE pipeline.contacts SET title = 'Held by a user' WHERE id = 1")
+        try db.execute("UPDATE crm.contacts SET phone = '+1 555 0201' WHERE id = \(held)::bigint")
+        try db.execute("UPDATE crm.contacts SET phone = '+1 555 0202' WHERE id = \(free)::bigint")
+        let summary = try engine.pass()
+        XCTAssertEqual(summary.deferred, 1)
+        XCTAssertEqual(summary.updatedInPipeline, 1)
+        XCTAssertEqual(try db.scalar("SELECT phone FROM pipeline.contacts WHERE id = 2"), "+1 555 0202")
+        try user.execute("COMMIT")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.scalar("SELECT title FROM crm.contacts WHERE id = \(held)::bigint"), "Held by a user")
+        XCTAssertEqual(try db.scalar("SELECT phone FROM pipeline.contacts WHERE id = 1"), "+1 555 0201")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.deferred_records"), 0)
+        // Nothing held: the large merge skips the deferral and writes.
+        try db.execute("UPDATE pipeline.contacts SET mobile = '+81 90 1111 2222' WHERE id = 2")
+        XCTAssertEqual(try engine.pass().deferred, 0)
+        XCTAssertEqual(try db.scalar("SELECT mobile FROM crm.contacts WHERE id = \(free)::bigint"), "+81 90 1111 2222")
+    }
 }
