@@ -1207,8 +1207,8 @@ BEGIN
 END
 $$;
 """#),
-        Migration(version: 10, name: "0010_no_foreign_keys_on_the_hot_path", sql: #"""
--- 0010: no foreign key of Tandem's own on the path of a pass (issue 9).
+        Migration(version: 11, name: "0011_no_foreign_keys_on_the_hot_path", sql: #"""
+-- 0011: no foreign key of Tandem's own on the path of a pass (issue 9).
 --
 -- Links, mirrors, conflict decisions and run records are written by the engine
 -- alone, in the transaction that writes what they refer to; their foreign keys
@@ -1233,7 +1233,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     DELETE FROM tandem.integrations WHERE integration_id = target;
 $$;
 REVOKE ALL ON FUNCTION tandem._purge_integration(bigint) FROM PUBLIC;
-COMMENT ON FUNCTION tandem._purge_integration(bigint) IS 'Deletes an integration and everything Tandem kept of it: links, mirrors, conflict decisions and runs (which have no foreign key, 0010), the rest by cascade.';
+COMMENT ON FUNCTION tandem._purge_integration(bigint) IS 'Deletes an integration and everything Tandem kept of it: links, mirrors, conflict decisions and runs (which have no foreign key, 0011), the rest by cascade.';
 """#),
     ]
 }
