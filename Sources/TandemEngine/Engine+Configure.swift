@@ -351,6 +351,7 @@ extension Engine {
             for statement in compiler.temporaryTables { try connection.execute(statement) }
         }
         try connection.execute("LISTEN tandem")
+        try joinFollowers()
         let version = try connection.execute("SELECT config_version FROM tandem.integrations WHERE integration_id = \(id)").scalar
         bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compilers.map(CompiledModule.init),
                       configVersion: version.flatMap { Int64($0) } ?? 0)

@@ -262,6 +262,66 @@ final class GuestTests: XCTestCase {
                       "B's change, committed after A's, was announced")
     }
 
+    /// A host that waits on the socket and on its timers, as run() does.
+    func followLikeRun(_ engine: Engine, within seconds: Double, until done: () throws -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if try done() { return true }
+            let remaining = Int32(deadline.timeIntervalSinceNow * 1000) + 1
+            if remaining <= 0 { return false }
+            let timer = try engine.waitMilliseconds()
+            var descriptor = pollfd(fd: engine.socket, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, timer < 0 ? remaining : min(timer, remaining))
+            try engine.process()
+        }
+    }
+
+    func testB1_WritersThatSkipNotifyWhileTheFollowerIsAwakeAreReadBeforeItSleeps() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try engine.process()
+        XCTAssertEqual(try db.scalar("SELECT awake::text FROM tandem._followers WHERE backend_pid = \(Int(engine.backendPID))"), "false")
+        // As while a process() call passes: the follower is awake, and the
+        // writers skip NOTIFY. One commits; the other stays open.
+        try db.execute("UPDATE tandem._followers SET awake = true")
+        let open = try Connection(conninfo: db.conninfo)
+        defer { open.close() }
+        try open.execute("BEGIN")
+        try open.execute("UPDATE pipeline.contacts SET phone = 'skipped, open' WHERE id = 1")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'skipped, committed' WHERE id = 2")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock'"), 1,
+                       "the open writer holds the lock the follower waits out")
+        // The follower passes, reads the committed change, is marked not awake,
+        // and cannot wait out the open writer yet: it polls.
+        try engine.process()
+        XCTAssertEqual(try crmPhone(db, "2"), "skipped, committed")
+        XCTAssertEqual(try db.scalar("SELECT awake::text FROM tandem._followers WHERE backend_pid = \(Int(engine.backendPID))"), "false")
+        XCTAssertTrue((0...200).contains(try engine.waitMilliseconds()), "polls while a writer that skipped NOTIFY is open")
+        try open.execute("COMMIT")
+        XCTAssertTrue(try followLikeRun(engine, within: 10) { try crmPhone(db, "1") == "skipped, open" },
+                      "the change of a writer that skipped NOTIFY is read once it commits")
+        XCTAssertEqual(try engine.waitMilliseconds(), -1, "then the follower sleeps with no timer")
+
+        // Asleep, the follower is woken by every writer as before.
+        try db.execute("UPDATE pipeline.contacts SET phone = 'notified' WHERE id = 3")
+        XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "3") == "notified" })
+
+        // A writer skips NOTIFY when no follower is listed at all. A follower
+        // that joins while it is open reads its change once it commits.
+        engine.close()
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem._followers"), 0, "a closed handle leaves the followers")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'nobody listening' WHERE id = 4")
+        try open.execute("BEGIN")
+        try open.execute("UPDATE pipeline.contacts SET phone = 'joined meanwhile' WHERE id = 5")
+        let joined = try Engine(conninfo: db.conninfo)
+        defer { joined.close() }
+        try joined.attach("default")
+        try joined.process()
+        XCTAssertEqual(try crmPhone(db, "4"), "nobody listening", "a host catches up when it starts")
+        try open.execute("COMMIT")
+        XCTAssertTrue(try followLikeRun(joined, within: 10) { try crmPhone(db, "5") == "joined meanwhile" })
+    }
+
     func testB1_AnOpenWritingTransactionDelaysNobodysNotification() throws {
         let db = try TestDatabase()
         let engine = try db.syncedEngine()
