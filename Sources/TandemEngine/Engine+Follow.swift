@@ -70,6 +70,9 @@ extension Engine {
             skippedWritersPending = true
             throw error
         }
+        // Until the last pass has read them, the skipped writers' changes are
+        // pending: a failure here leaves the host polling for them.
+        skippedWritersPending = true
         try database { try markAwake(false) }
         total.add(try readSkippedWriters())
         return total
@@ -134,12 +137,14 @@ extension Engine {
             skippedWritersPending = true
             return PassSummary()
         }
-        skippedWritersPending = false
+        let summary: PassSummary
         do {
-            return try passUntilQuiet()
+            summary = try passUntilQuiet()
         } catch let error as TandemError where error.code == .busy {
-            return PassSummary()
+            summary = PassSummary()
         }
+        skippedWritersPending = false
+        return summary
     }
 
     /// How long a host may wait on the socket before time alone gives it
