@@ -246,16 +246,22 @@ int tandem_socket(tandem *db);
 
 /** Consumes what arrived on the socket and, if changes were announced (or an
  *  initial sync is running), runs passes until there is nothing left to do.
- *  Never blocks waiting for input. A standby host (TANDEM_BUSY on the lock)
- *  returns TANDEM_OK and does nothing. */
+ *  Never blocks waiting for input. While it passes, writers may skip their
+ *  notification; before it returns it waits (at most 100 ms) for those
+ *  writers to end and reads their changes, or, if one is still running,
+ *  tandem_timeout() asks to be called again soon. A standby host
+ *  (TANDEM_BUSY on the lock) returns TANDEM_OK and does nothing. */
 int tandem_process(tandem *db);
 
 /** How long a host with its own event loop may wait on tandem_socket()
  *  before it must call tandem_process() even though nothing arrived, in
  *  milliseconds, into *milliseconds: -1 when only the socket can bring work
  *  (every committed change makes it readable, B1), else the time until the
- *  earliest due retry of a record error (B6) or, on a standby host, until
- *  its next attempt to take over (B9); 0 when a change was announced while
+ *  earliest due retry of a record error (B6), until the next look for the
+ *  change of a writer that skipped its notification while tandem_process()
+ *  passed and was still running when it returned (at most about 110 ms),
+ *  or, on a standby host, until its next attempt to take over (B9); 0 when
+ *  a change was announced while
  *  it asked (call tandem_process now). An idle active host with no record
  *  errors therefore waits with no timeout and runs no statement. Runs at
  *  most one short query. *milliseconds is untouched on failure;

@@ -361,6 +361,7 @@ extension Engine {
         }
         for function in functions { try connection.execute(SQL(raw: function)) }
         try connection.execute("LISTEN tandem")
+        try joinFollowers()
         let version = try connection.execute("SELECT config_version FROM tandem.integrations WHERE integration_id = \(id)").scalar
         bound = Bound(id: id, integration: integration, compilers: compilers, compiled: compiled,
                       configVersion: version.flatMap { Int64($0) } ?? 0)

@@ -42,26 +42,120 @@ extension Engine {
     func processArrived() throws -> PassSummary {
         _ = try requireBound()
         var total = PassSummary()
-        // A notification that arrives while a pass runs is buffered by libpq,
-        // and the socket will not signal it again: look until none is left.
-        var first = true
-        while try database({ try !connection.notifications().isEmpty }) || first {
-            first = false
-            do {
+        // Awake, this follower passes until the log is quiet, and writers
+        // skip NOTIFY (migration 0010). Before it returns it is marked not
+        // awake and waits out those writers, and reads what they committed.
+        try database { try markAwake(true) }
+        do {
+            // A notification that arrives while a pass runs is buffered by
+            // libpq, and the socket will not signal it again: look until none
+            // is left.
+            var first = true
+            while try database({ try !connection.notifications().isEmpty }) || first {
+                first = false
                 total.add(try passUntilQuiet())
-            } catch let error as TandemError where error.code == .busy {
-                return total
             }
+        } catch let error as TandemError where error.code == .busy {
+            // A standby: the active host reads the skipped writers' changes.
+            try database { try markAwake(false) }
+            return total
+        } catch {
+            // Not awake, and polling: the host's next call (run() makes it
+            // after a transient failure) waits out the writers that skipped
+            // NOTIFY meanwhile and reads their changes.
+            if !Self.isConnectionLoss(error) {
+                _ = try? rollbackIfOpen()
+                _ = try? markAwake(false)
+            }
+            skippedWritersPending = true
+            throw error
         }
+        // Until the last pass has read them, the skipped writers' changes are
+        // pending: a failure here leaves the host polling for them.
+        skippedWritersPending = true
+        try database { try markAwake(false) }
+        total.add(try readSkippedWriters())
         return total
+    }
+
+    /// Lists this session in tandem._followers (not awake): from now on a
+    /// writer notifies unless this follower is awake. Rows of sessions that
+    /// ended are deleted. Writers that skipped NOTIFY before (no follower was
+    /// listed, or all were awake) are waited out, so the pass a host runs
+    /// when it starts (run() does; a socket host calls process()) reads their
+    /// changes; one still running makes the host poll (waitMilliseconds).
+    func joinFollowers() throws {
+        // Once per session (a rebind within a transaction keeps the row).
+        guard followerSession != connection.backendPID else { return }
+        try connection.execute("""
+            DELETE FROM tandem._followers f WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = f.backend_pid)
+            """)
+        try connection.execute("""
+            INSERT INTO tandem._followers (backend_pid) VALUES (pg_backend_pid())
+            ON CONFLICT (backend_pid) DO UPDATE SET awake = false, registered_at = now()
+            """)
+        followerSession = connection.backendPID
+        skippedWritersPending = !(try waitOutSkippedWriters())
+    }
+
+    /// Takes this session out of tandem._followers (on close).
+    func leaveFollowers() {
+        _ = try? connection.execute("DELETE FROM tandem._followers WHERE backend_pid = pg_backend_pid()")
+    }
+
+    /// Not awake is written even if the row went missing: a follower with no
+    /// row would let writers skip NOTIFY while it sleeps.
+    func markAwake(_ awake: Bool) throws {
+        if awake {
+            try connection.execute("UPDATE tandem._followers SET awake = true WHERE backend_pid = pg_backend_pid()")
+        } else {
+            try connection.execute("""
+                INSERT INTO tandem._followers (backend_pid) VALUES (pg_backend_pid())
+                ON CONFLICT (backend_pid) DO UPDATE SET awake = false
+                """)
+        }
+    }
+
+    /// Waits (at most 100 ms) until no writer that skipped NOTIFY is running:
+    /// they hold the lock shared until they end. False if one still is.
+    func waitOutSkippedWriters() throws -> Bool {
+        do {
+            try connection.execute(batch: ["BEGIN", "SET LOCAL lock_timeout = '100ms'",
+                                           "SELECT pg_advisory_xact_lock(tandem._skipped_notify_lock())", "COMMIT"])
+            return true
+        } catch let error as PostgresError where error.sqlstate == "55P03" {
+            try connection.execute("ROLLBACK")
+            return false
+        }
+    }
+
+    /// After this follower was marked not awake: once the writers that
+    /// skipped NOTIFY have ended, one more pass reads what they committed.
+    /// While one is still running, the host polls (waitMilliseconds).
+    func readSkippedWriters() throws -> PassSummary {
+        guard try database({ try waitOutSkippedWriters() }) else {
+            skippedWritersPending = true
+            return PassSummary()
+        }
+        let summary: PassSummary
+        do {
+            summary = try passUntilQuiet()
+        } catch let error as TandemError where error.code == .busy {
+            summary = PassSummary()
+        }
+        skippedWritersPending = false
+        return summary
     }
 
     /// How long a host may wait on the socket before time alone gives it
     /// work, in milliseconds; -1 when only a notification can. Every committed
-    /// change notifies (B1), so an idle active host waits with no timeout and
-    /// runs no statement at all. Two timers remain: the earliest due retry of
-    /// a failed record (B6) or of a record deferred because a user was
-    /// writing it (B11), and on a standby host the next attempt to take
+    /// change notifies (B1) or was read before process() returned (a writer
+    /// that skipped NOTIFY while this host was awake), so an idle active host
+    /// waits with no timeout and runs no statement at all. Three timers
+    /// remain: the earliest due retry of a failed record (B6) or of a record
+    /// deferred because a user was writing it (B11); every 100 ms while a
+    /// writer that skipped NOTIFY is still running; and on a standby host the
+    /// next attempt to take
     /// over from the active one (B9, B11: every half second, a single
     /// `pg_try_advisory_lock`; PostgreSQL releases the lock when the active
     /// host's session ends).
@@ -81,11 +175,17 @@ extension Engine {
         // libpq's buffer with its result: the socket will not signal it
         // again, so a host waiting on it now would miss the change.
         if try database({ try !connection.notifications().isEmpty }) { return 0 }
-        guard let due, let milliseconds = Int64(due) else { return -1 }
+        // A writer that skipped NOTIFY while this host was awake is still
+        // running: poll until it has ended and its change was read.
+        let pending: Int64? = skippedWritersPending ? Self.skippedWritersPollMilliseconds : nil
+        guard let milliseconds = [due.flatMap { Int64($0) }, pending].compactMap({ $0 }).min() else { return -1 }
         // A little after the retry is due (the pass compares with its start
         // time), and never a busy loop.
         return Int32(clamping: max(milliseconds, 0) + 10)
     }
+
+    /// How often a host polls while a writer that skipped NOTIFY runs.
+    static let skippedWritersPollMilliseconds: Int64 = 100
 
     /// How often a standby host tries to take over.
     static let standbyRetryMilliseconds: Int32 = 500

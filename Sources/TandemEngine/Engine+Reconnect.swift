@@ -27,6 +27,7 @@ extension Engine {
     public func reconnect() throws {
         connection.close()
         isActiveSyncer = false
+        followerSession = 0
         connection = try Self.openSession(conninfo)
         cancelState.use(connection)
         routeNotices()

@@ -98,6 +98,11 @@ public final class Engine {
     /// Batches of more records go through the large merge (tests lower it
     /// to run every batch through it).
     var largeBatchAbove = PassFunction.analyzeAbove
+    /// Writers that skipped NOTIFY while this follower was awake are still
+    /// running: it polls until it has waited them out and read their changes.
+    var skippedWritersPending = false
+    /// The session (backend pid) listed in tandem._followers; 0: none yet.
+    var followerSession: Int32 = 0
     let stopSignal: StopSignal
 
     struct Bound {
@@ -176,8 +181,15 @@ public final class Engine {
     public var backendPID: Int32 { connection.backendPID }
 
     public func close() {
+        if bound != nil { leaveFollowers() }
         connection.close()
         bound = nil
+    }
+
+    /// A handle dropped without close() (the CLI's) still leaves
+    /// tandem._followers: its row would make every writer notify.
+    deinit {
+        if bound != nil { leaveFollowers() }
     }
 
     /// The integration this engine is bound to.

@@ -230,6 +230,9 @@ struct Run: ParsableCommand {
         engine.reconnectTimeout = reconnectTimeout
         engine.eventHandler = { print($0); fflush(nil) }
         Interrupt.shared.install { engine.requestStop() }
+        // The interrupt handler keeps the handle: close it, so that it leaves
+        // tandem._followers (a follower listed but gone makes writers notify).
+        defer { engine.close() }
         try engine.run()
     }
 }

@@ -22,6 +22,9 @@ struct Sync: ParsableCommand {
                                   moduleOrder: engine.integration?.modules.map(\.name) ?? [])
         engine.eventHandler = { display.event($0) }
         Interrupt.shared.install { engine.requestStop() }
+        // The interrupt handler keeps the handle: close it, so that it leaves
+        // tandem._followers.
+        defer { engine.close() }
 
         var total = PassSummary()
         var passes = 0

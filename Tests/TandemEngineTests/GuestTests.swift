@@ -180,6 +180,57 @@ final class GuestTests: XCTestCase {
         XCTAssertEqual(try crmPhone(db, "2"), "not hidden")
     }
 
+    // MARK: - Capture that costs writers little (issue 9)
+
+    /// Tandem's triggers on the watched tables that are row-level, keep no
+    /// transition table and carry the WHEN clause on tandem.applying_xid.
+    func rowCaptureTriggers(_ db: TestDatabase) throws -> Int {
+        try db.count("""
+            SELECT count(*) FROM pg_trigger t JOIN tandem.watched_tables w ON w.table_oid = t.tgrelid
+             WHERE t.tgname LIKE '\\_900\\_tandem\\_capture\\_%' AND t.tgtype & 1 = 1
+               AND t.tgnewtable IS NULL AND t.tgoldtable IS NULL
+               AND pg_get_triggerdef(t.oid) LIKE '%WHEN%tandem.applying_xid%'
+            """)
+    }
+
+    func testB4_APassWritesNothingToTheLogAndEveryRowAnAppWritesIsLogged() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        XCTAssertEqual(try rowCaptureTriggers(db), 16, "three AFTER ROW capture triggers and one BEFORE ROW check on each of four tables")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log"), 0, "the initial sync logged none of its own writes")
+
+        // Every row of a statement is logged, in the writer's transaction.
+        try db.execute("UPDATE pipeline.contacts SET phone = 'row ' || id WHERE id BETWEEN 1 AND 5")
+        XCTAssertEqual(try db.count("""
+            SELECT count(DISTINCT record_id) FROM tandem.change_log WHERE table_oid = 'pipeline.contacts'::regclass AND operation = 'U'
+            """), 5)
+        let writer = try Connection(conninfo: db.conninfo)
+        defer { writer.close() }
+        try writer.execute("BEGIN")
+        try writer.execute("UPDATE pipeline.contacts SET phone = 'rolled back' WHERE id = 7")
+        try writer.execute("ROLLBACK")
+        // A session that sets the setting the WHEN clause reads, even to its own
+        // transaction id, is captured like any other (B4).
+        try writer.execute("BEGIN")
+        try writer.execute("SELECT set_config('tandem.applying_xid', pg_current_xact_id()::text, true)")
+        try writer.execute("UPDATE pipeline.contacts SET phone = 'set it myself' WHERE id = 6")
+        try writer.execute("COMMIT")
+        try writer.execute("SET tandem.applying_xid = 'on'")
+        try writer.execute("UPDATE pipeline.contacts SET phone = 'for the session' WHERE id = 8")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log WHERE record_id IN ('6', '8')"), 2)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log WHERE record_id = '7'"), 0)
+
+        // One pass writes seven CRM contacts and leaves nothing in the log: its
+        // own writes were skipped and what it read was pruned.
+        let summary = try engine.pass()
+        XCTAssertEqual(summary.updatedInCRM, 7, "\(summary)")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log"), 0, "no echo (B4)")
+        XCTAssertEqual(try crmPhone(db, "5"), "row 5")
+        XCTAssertEqual(try crmPhone(db, "6"), "set it myself")
+        XCTAssertEqual(try crmPhone(db, "8"), "for the session")
+        XCTAssertEqual(try engine.passUntilQuiet(), PassSummary(), "and then it is quiet")
+    }
+
     // MARK: - Every committed change is announced (B1)
 
     func testB1_EveryCommittedChangeWakesASocketOnlyHostWhateverTheInterleaving() throws {
@@ -209,6 +260,66 @@ final class GuestTests: XCTestCase {
         try b.execute("COMMIT")
         XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "4") == "b2" },
                       "B's change, committed after A's, was announced")
+    }
+
+    /// A host that waits on the socket and on its timers, as run() does.
+    func followLikeRun(_ engine: Engine, within seconds: Double, until done: () throws -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            if try done() { return true }
+            let remaining = Int32(deadline.timeIntervalSinceNow * 1000) + 1
+            if remaining <= 0 { return false }
+            let timer = try engine.waitMilliseconds()
+            var descriptor = pollfd(fd: engine.socket, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, timer < 0 ? remaining : min(timer, remaining))
+            try engine.process()
+        }
+    }
+
+    func testB1_WritersThatSkipNotifyWhileTheFollowerIsAwakeAreReadBeforeItSleeps() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try engine.process()
+        XCTAssertEqual(try db.scalar("SELECT awake::text FROM tandem._followers WHERE backend_pid = \(Int(engine.backendPID))"), "false")
+        // As while a process() call passes: the follower is awake, and the
+        // writers skip NOTIFY. One commits; the other stays open.
+        try db.execute("UPDATE tandem._followers SET awake = true")
+        let open = try Connection(conninfo: db.conninfo)
+        defer { open.close() }
+        try open.execute("BEGIN")
+        try open.execute("UPDATE pipeline.contacts SET phone = 'skipped, open' WHERE id = 1")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'skipped, committed' WHERE id = 2")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock'"), 1,
+                       "the open writer holds the lock the follower waits out")
+        // The follower passes, reads the committed change, is marked not awake,
+        // and cannot wait out the open writer yet: it polls.
+        try engine.process()
+        XCTAssertEqual(try crmPhone(db, "2"), "skipped, committed")
+        XCTAssertEqual(try db.scalar("SELECT awake::text FROM tandem._followers WHERE backend_pid = \(Int(engine.backendPID))"), "false")
+        XCTAssertTrue((0...200).contains(try engine.waitMilliseconds()), "polls while a writer that skipped NOTIFY is open")
+        try open.execute("COMMIT")
+        XCTAssertTrue(try followLikeRun(engine, within: 10) { try crmPhone(db, "1") == "skipped, open" },
+                      "the change of a writer that skipped NOTIFY is read once it commits")
+        XCTAssertEqual(try engine.waitMilliseconds(), -1, "then the follower sleeps with no timer")
+
+        // Asleep, the follower is woken by every writer as before.
+        try db.execute("UPDATE pipeline.contacts SET phone = 'notified' WHERE id = 3")
+        XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "3") == "notified" })
+
+        // A writer skips NOTIFY when no follower is listed at all. A follower
+        // that joins while it is open reads its change once it commits.
+        engine.close()
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem._followers"), 0, "a closed handle leaves the followers")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'nobody listening' WHERE id = 4")
+        try open.execute("BEGIN")
+        try open.execute("UPDATE pipeline.contacts SET phone = 'joined meanwhile' WHERE id = 5")
+        let joined = try Engine(conninfo: db.conninfo)
+        defer { joined.close() }
+        try joined.attach("default")
+        try joined.process()
+        XCTAssertEqual(try crmPhone(db, "4"), "nobody listening", "a host catches up when it starts")
+        try open.execute("COMMIT")
+        XCTAssertTrue(try followLikeRun(joined, within: 10) { try crmPhone(db, "5") == "joined meanwhile" })
     }
 
     func testB1_AnOpenWritingTransactionDelaysNobodysNotification() throws {
@@ -443,5 +554,42 @@ final class GuestTests: XCTestCase {
         try engine.passUntilQuiet()
         XCTAssertEqual(try crmPhone(db, "1"), "upgraded")
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log WHERE table_oid = 'crm.contacts'::regclass"), 0, "no echo")
+    }
+    func testB10_ADatabaseCapturedByStatementTriggersUpgradesToRowTriggers() throws {
+        let db = try TestDatabase()
+        // The tandem schema as migrations 0001-0008 left it, and capture
+        // installed by their _install_capture.
+        try db.execute("CREATE SCHEMA tandem")
+        try db.execute("CREATE TABLE tandem.migrations (version int CONSTRAINT migrations_pk PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        let folder = repositoryRoot.appendingPathComponent("sql/tandem")
+        for file in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() where file.hasSuffix(".sql") {
+            let name = String(file.dropLast(4))
+            guard let version = Int(name.prefix(4)), version <= 8 else { continue }
+            try db.sql.executeScript(String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
+            try db.execute("INSERT INTO tandem.migrations (version, name) VALUES (\(version), \(name))")
+        }
+        for table in ["pipeline.companies", "pipeline.contacts", "crm.accounts", "crm.contacts"] {
+            try db.execute("SELECT tandem._install_capture(\(table)::regclass, 'id')")
+        }
+        let statementLevel: SQL = """
+            SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%tandem%' AND (tgnewtable IS NOT NULL OR tgoldtable IS NOT NULL)
+            """
+        XCTAssertEqual(try db.count(statementLevel), 12, "0007's capture: statement-level triggers with transition tables")
+
+        let engine = try db.engine()
+        XCTAssertEqual(try db.count(statementLevel), 0, "the upgrade replaced every statement-level trigger")
+        XCTAssertEqual(try rowCaptureTriggers(db), 16)
+        try engine.configure(TestDatabase.defaultConfig)
+        try engine.activate("contacts_companies")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log"), 0, "the initial sync logged no changes")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'upgraded' WHERE id = 1")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try crmPhone(db, "1"), "upgraded")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log"), 0, "no echo")
+
+        var leftForOwner: [String] = []
+        XCTAssertTrue(try engine.remove(purge: false, leftForOwner: &leftForOwner))
+        XCTAssertEqual(try db.count("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%tandem%'"), 0, "removal drops the new triggers")
     }
 }
