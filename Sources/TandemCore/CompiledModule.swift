@@ -37,7 +37,6 @@ public struct CompiledModule: Sendable {
     public let markDeleted: SQL
     public let rememberWaitingPairs: BySide<SQL>
     public let lockRows: BySide<SQL>
-    public let lockRowsCounting: BySide<SQL>
     public let deferContended: SQL
 
     public init(_ compiler: ModuleCompiler) {
@@ -53,8 +52,7 @@ public struct CompiledModule: Sendable {
         mirrorWritten = compiler.mirrorWritten
         markDeleted = compiler.markDeleted
         deferContended = compiler.deferContended
-        lockRows = BySide { compiler.lockRows($0, counting: false) }
-        lockRowsCounting = BySide { compiler.lockRows($0, counting: true) }
+        lockRows = BySide { compiler.lockRows($0) }
         match = BySide { compiler.match(from: $0) }
         prepareCreate = BySide { compiler.prepareCreate(from: $0) }
         create = BySide { compiler.create(from: $0) }

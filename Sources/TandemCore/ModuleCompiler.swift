@@ -218,33 +218,24 @@ public struct ModuleCompiler: Sendable {
     /// module's candidates and every pair's record on that side. A row some
     /// user holds in an open transaction is skipped, never waited for: the
     /// values a pass merges are then exactly what it writes over (B11).
-    /// `counting`: returns how many of the wanted records it did not lock
-    /// (held by a user, or deleted), so that a large batch with none skips
-    /// the deferral's scan; a small batch's plain insert costs less than the
-    /// count.
-    public func lockRows(_ side: Side, counting: Bool) -> SQL {
+    /// FOR NO KEY UPDATE, as the pass's own UPDATE takes: it keeps writers
+    /// of these records out, but not the foreign-key checks of writers that
+    /// insert or update the records' children (FOR KEY SHARE), which a
+    /// stronger lock would make wait for the pass, and the pass skip.
+    /// Returns how many of the wanted records it did not lock (held by a
+    /// user, or deleted): when none, nothing needs deferring.
+    public func lockRows(_ side: Side) -> SQL {
         let keyName = key(side).name
         let id = side == .pipeline ? "pr.p_id" : "pr.c_id"
-        let wanted: SQL = """
-            SELECT \(keyValue(side, "c.record_id")) FROM _tandem_candidates c
-             WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
-            UNION SELECT \(keyValue(side, "\(raw: id)")) FROM \(raw: pairsTable) pr
-            """
-        guard counting else {
-            return """
-                INSERT INTO _tandem_locked (module, side, record_id)
-                SELECT \(moduleName), \(literal: side.rawValue), r.\(identifier: keyName)::text FROM \(table(side)) r
-                 WHERE r.\(identifier: keyName) IN (\(wanted))
-                   FOR UPDATE OF r SKIP LOCKED
-                ON CONFLICT DO NOTHING
-                """
-        }
         return """
-            WITH wanted AS (\(wanted)),
+            WITH wanted AS (
+              SELECT \(keyValue(side, "c.record_id")) AS k FROM _tandem_candidates c
+               WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
+              UNION SELECT \(keyValue(side, "\(raw: id)")) FROM \(raw: pairsTable) pr),
             locked AS (
               SELECT r.\(identifier: keyName) AS k FROM \(table(side)) r
-               WHERE r.\(identifier: keyName) IN (SELECT w.* FROM wanted w)
-                 FOR UPDATE OF r SKIP LOCKED),
+               WHERE r.\(identifier: keyName) IN (SELECT w.k FROM wanted w)
+                 FOR NO KEY UPDATE OF r SKIP LOCKED),
             noted AS (
               INSERT INTO _tandem_locked (module, side, record_id)
               SELECT \(moduleName), \(literal: side.rawValue), l.k::text FROM locked l

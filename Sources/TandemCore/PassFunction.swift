@@ -297,19 +297,15 @@ public struct PassFunction: Sendable {
             out.line("END IF;")
         }
         // What a user is writing right now waits for a later pass (B11).
-        if large {
-            out.line("_missing := 0;")
-            for side in Side.allCases {
-                out.line(try Self.query(module.lockRowsCounting[side]) + " INTO _n;")
-                out.line("_missing := _missing + _n;")
-            }
-            out.line("IF _missing > 0 THEN")
-        } else {
-            for side in Side.allCases { out.line(try Self.statement(module.lockRows[side])) }
+        out.line("_missing := 0;")
+        for side in Side.allCases {
+            out.line(try Self.query(module.lockRows[side]) + " INTO _n;")
+            out.line("_missing := _missing + _n;")
         }
+        out.line("IF _missing > 0 THEN")
         out.line(try Self.statement(module.deferContended))
         out.line("GET DIAGNOSTICS _n = ROW_COUNT; _deferred := _deferred + _n;")
-        if large { out.line("END IF;") }
+        out.line("END IF;")
         out.line("IF _candidates > _linked THEN")
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
