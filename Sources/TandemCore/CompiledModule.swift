@@ -27,15 +27,15 @@ public struct CompiledModule: Sendable {
     public let prepareCreate: BySide<SQL>
     public let create: BySide<ApplyStatement>
     public let linkCreated: BySide<SQL>
-    public let rememberWaitingCreates: BySide<SQL>
+    public let rememberWaitingCreates: BySide<SQL?>
     public let buildWork: SQL
     public let workPlan: SQL
-    public let recordConflicts: SQL
+    public let recordConflicts: SQL?
     public let update: BySide<ApplyStatement>
     public let mirrorUnwritten: SQL
     public let mirrorWritten: SQL
     public let markDeleted: SQL
-    public let rememberWaitingPairs: BySide<SQL>
+    public let rememberWaitingPairs: BySide<SQL?>
     public let lockRows: BySide<SQL>
     public let deferContended: SQL
 

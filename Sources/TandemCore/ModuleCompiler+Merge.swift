@@ -114,11 +114,12 @@ extension ModuleCompiler {
     }
 
     /// Every decided conflict, with both values, the winner and why (B2).
-    public var recordConflicts: SQL {
+    /// nil when the module maps no field.
+    public var recordConflicts: SQL? {
         let rows = module.fields.indices.map { field -> SQL in
             "(\(literal: module.fields[field].name), w.p_f\(raw: String(field)), w.c_f\(raw: String(field)), w.act_f\(raw: String(field)), w.conflict_f\(raw: String(field)))"
         }
-        guard !rows.isEmpty else { return "SELECT 1 WHERE false" }
+        guard !rows.isEmpty else { return nil }
         return """
             INSERT INTO tandem.conflict_decisions (integration_id, link_id, module, field, pipeline_value, crm_value, winner, policy, reason)
             SELECT \(Self.integrationID), w.link_id, \(moduleName), x.field, x.pv, x.cv,
@@ -208,7 +209,7 @@ extension ModuleCompiler {
     }
 
     /// Linked records whose lookups point to parents not linked yet wait (R11).
-    public func rememberWaitingPairs(_ side: Side) -> SQL {
+    public func rememberWaitingPairs(_ side: Side) -> SQL? {
         let id = side == .pipeline ? "w.p_id" : "w.c_id"
         let waits = side == .pipeline ? "w.p_wait" : "w.c_wait"
         return rememberWaiting(side, from: "\(raw: workTable) w", id: "\(raw: id)", condition: "\(raw: waits) AND w.p_exists AND w.c_exists")

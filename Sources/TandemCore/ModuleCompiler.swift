@@ -390,14 +390,15 @@ public struct ModuleCompiler: Sendable {
     }
 
     /// Candidates that wait for a parent are remembered, with the parent (R11).
-    public func rememberWaitingCreates(from side: Side) -> SQL {
+    public func rememberWaitingCreates(from side: Side) -> SQL? {
         rememberWaiting(side, from: "\(raw: createTable(side)) w", id: "w.src_id", condition: "w.waiting")
     }
 
     /// Records of `side` that wait, one row per parent they wait for.
-    func rememberWaiting(_ side: Side, from source: SQL, id: SQL, condition: SQL) -> SQL {
+    /// nil when records of `side` refer to no parent.
+    func rememberWaiting(_ side: Side, from source: SQL, id: SQL, condition: SQL) -> SQL? {
         let projection = projection(side, alias: "r")
-        guard !projection.parents.isEmpty else { return "SELECT 1 WHERE false" }
+        guard !projection.parents.isEmpty else { return nil }
         let parents = projection.parents.map { "(\(literal: $0.module), \($0.id), \($0.waits))" as SQL }
         return """
             INSERT INTO tandem.waiting_records (integration_id, module, side, record_id, parent_module, parent_id)

@@ -41,6 +41,11 @@ public struct PassFunction: Sendable {
     /// by each module's part).
     public static let passTables = ["_tandem_candidates", "_tandem_new_links", "_tandem_failed", "_tandem_locked", "_tandem_policies"]
 
+    /// Every work table of a pass over these modules.
+    public static func workTables(_ compilers: [ModuleCompiler]) -> [String] {
+        passTables + compilers.flatMap(\.temporaryTableNames)
+    }
+
     /// A batch of more records goes through the large merge, which analyzes
     /// the work tables and may hash-join them with the apps' tables; up to
     /// this many, key lookups into tables of any size cost less than a
@@ -181,7 +186,6 @@ public struct PassFunction: Sendable {
     /// parameter of an apply statement as NULL (the whole batch).
     static func statement(_ sql: SQL) throws -> String {
         guard let text = sql.renderWithoutValues() else { throw ValueInStatement() }
-        if text.hasPrefix("SELECT 1 WHERE false") { return "" }
         if text.hasPrefix("SELECT") { return "PERFORM" + text.dropFirst("SELECT".count) + ";" }
         return text + ";"
     }
@@ -316,9 +320,8 @@ public struct PassFunction: Sendable {
             out.line(try apply(module.create[side], compiler: compiler))
             out.line(try Self.statement(module.linkCreated[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n;")
-            let waiting = try Self.statement(module.rememberWaitingCreates[side])
-            if !waiting.isEmpty {
-                out.line(waiting)
+            if let waiting = module.rememberWaitingCreates[side] {
+                out.line(try Self.statement(waiting))
                 out.line("GET DIAGNOSTICS _n = ROW_COUNT; _waiting := _waiting + _n;")
             }
             out.line("END IF;")
@@ -332,16 +335,14 @@ public struct PassFunction: Sendable {
             """)
         out.line("IF _w_rows > 0 THEN")
         out.line("_failed := 0;")
-        let conflicts = try Self.statement(module.recordConflicts)
-        if !conflicts.isEmpty { out.line("IF _w_conflicts > 0 THEN \(conflicts) END IF;") }
+        if let conflicts = module.recordConflicts { out.line("IF _w_conflicts > 0 THEN \(try Self.statement(conflicts)) END IF;") }
         out.line("IF _w_to_crm > 0 THEN \(try apply(module.update.crm, compiler: compiler)) END IF;")
         out.line("IF _w_to_pipeline > 0 THEN \(try apply(module.update.pipeline, compiler: compiler)) END IF;")
         out.line("IF _w_unwritten > 0 THEN \(try Self.statement(module.mirrorUnwritten)) END IF;")
         out.line("IF _w_to_crm + _w_to_pipeline > 0 THEN \(try Self.statement(module.mirrorWritten)) END IF;")
         out.line("IF _w_deleted > 0 THEN \(try Self.statement(module.markDeleted)) END IF;")
         for (side, count) in [(Side.pipeline, "_w_wait_pipeline"), (.crm, "_w_wait_crm")] {
-            let waiting = try Self.statement(module.rememberWaitingPairs[side])
-            if !waiting.isEmpty { out.line("IF \(count) > 0 THEN \(waiting) END IF;") }
+            if let waiting = module.rememberWaitingPairs[side] { out.line("IF \(count) > 0 THEN \(try Self.statement(waiting)) END IF;") }
         }
         out.line("""
             IF _failed > 0 THEN

@@ -353,8 +353,7 @@ extension Engine {
         // Analyzed empty, the work tables are planned for the few rows a live
         // pass holds (index lookups into the apps, links and mirrors); a
         // large batch analyzes them again inside the pass.
-        let tables = PassFunction.passTables + compilers.flatMap(\.temporaryTableNames)
-        try connection.execute("ANALYZE \(raw: tables.joined(separator: ", "))")
+        try connection.execute("ANALYZE \(raw: PassFunction.workTables(compilers).joined(separator: ", "))")
         let compiled = compilers.map(CompiledModule.init)
         guard let functions = PassFunction(integrationID: id, compiled: compiled, largeAbove: largeBatchAbove).definitions() else {
             throw TandemError(.error, "integration '\(integration.name)' compiled to a statement that carries a value; its pass cannot be built")

@@ -119,8 +119,8 @@ extension Engine {
         passesSinceTruncate += 1
         if summary.changesRead > largeBatchAbove || passesSinceTruncate >= 1_000 {
             passesSinceTruncate = 0
-            let names = PassFunction.passTables + bound.compilers.flatMap(\.temporaryTableNames)
-            try connection.execute(batch: ["TRUNCATE \(raw: names.joined(separator: ", "))", "ANALYZE \(raw: names.joined(separator: ", "))"])
+            let names = PassFunction.workTables(bound.compilers).joined(separator: ", ")
+            try connection.execute(batch: ["TRUNCATE \(raw: names)", "ANALYZE \(raw: names)"])
         }
         events.append(Self.json([
             "type": "sync_pass", "integration": bound.integration.name, "kind": chunk?.job.rawValue ?? "incremental",
