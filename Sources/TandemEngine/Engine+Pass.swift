@@ -112,13 +112,18 @@ extension Engine {
             (status, summary, chunk) = try jobPass(bound, events: &events)
         }
         guard status == .worked else { return summary }
-        // Temporary tables are never vacuumed: after a pass large enough to
-        // have analyzed them, and every thousand small ones, empty them for
-        // real and analyze them empty, so that the next small pass plans for
-        // a small batch again (a plan made for 50,000 rows scans the links).
+        // Temporary tables are never vacuumed, and a DELETE leaves their
+        // pages behind: every pass after them would scan them all. After a
+        // pass large enough to have analyzed them, once the passes since
+        // have read as many records as such a pass, and every thousand small
+        // passes, empty them for real and analyze them empty, so that the
+        // next small pass plans for a small batch again (a plan made for
+        // 50,000 rows scans the links).
         passesSinceTruncate += 1
-        if summary.changesRead > largeBatchAbove || passesSinceTruncate >= 1_000 {
+        recordsSinceTruncate += summary.changesRead
+        if recordsSinceTruncate > largeBatchAbove || passesSinceTruncate >= 1_000 {
             passesSinceTruncate = 0
+            recordsSinceTruncate = 0
             let names = PassFunction.workTables(bound.compilers).joined(separator: ", ")
             try connection.execute(batch: ["TRUNCATE \(raw: names)", "ANALYZE \(raw: names)"])
         }

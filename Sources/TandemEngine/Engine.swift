@@ -89,8 +89,10 @@ public final class Engine {
     let cancelState = CancelState()
     /// Whether this connection holds the integration's syncer lock (B9).
     var isActiveSyncer = false
-    /// Passes since the temporary work tables were last truncated.
+    /// Passes, and records they read, since the temporary work tables were
+    /// last truncated.
     var passesSinceTruncate = 0
+    var recordsSinceTruncate: Int64 = 0
     /// tandem.links's row count when a job's pass last analyzed it (-1:
     /// never in this session), and the links made since.
     var linksAtAnalyze: Double = -1
