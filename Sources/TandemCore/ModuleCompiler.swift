@@ -214,10 +214,14 @@ public struct ModuleCompiler: Sendable {
 
     // MARK: - Contention
 
-    /// Locks the rows of `side` the pass will read and then write: the
-    /// module's candidates and every pair's record on that side. A row some
-    /// user holds in an open transaction is skipped, never waited for: the
-    /// values a pass merges are then exactly what it writes over (B11).
+    /// Locks the rows of `side` the pass may write: every pair's record on
+    /// that side (linked or matched). A row some user holds in an open
+    /// transaction is skipped, never waited for: the values a pass merges
+    /// are then exactly what it writes over (B11). A candidate with no pair
+    /// is only read, to be created on the other side: it is not locked (an
+    /// initial sync would otherwise lock every row of both apps), and a
+    /// user's write to it that commits after the pass read it is logged and
+    /// merged by the next pass against the mirror this one wrote.
     /// FOR NO KEY UPDATE, as the pass's own UPDATE takes: it keeps writers
     /// of these records out, but not the foreign-key checks of writers that
     /// insert or update the records' children (FOR KEY SHARE), which a
@@ -229,9 +233,7 @@ public struct ModuleCompiler: Sendable {
         let id = side == .pipeline ? "pr.p_id" : "pr.c_id"
         return """
             WITH wanted AS (
-              SELECT \(keyValue(side, "c.record_id")) AS k FROM _tandem_candidates c
-               WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
-              UNION SELECT \(keyValue(side, "\(raw: id)")) FROM \(raw: pairsTable) pr),
+              SELECT DISTINCT \(keyValue(side, "\(raw: id)")) AS k FROM \(raw: pairsTable) pr),
             locked AS (
               SELECT r.\(identifier: keyName) AS k FROM \(table(side)) r
                WHERE r.\(identifier: keyName) IN (SELECT w.k FROM wanted w)
@@ -253,24 +255,23 @@ public struct ModuleCompiler: Sendable {
             """
     }
 
-    /// Candidates and pairs with a record this pass could not lock leave the
-    /// pass and wait in tandem.deferred_records for a retry on a back-off
-    /// (20 ms, doubling, at most a second). Nothing else of the batch waits.
+    /// Pairs with a record this pass could not lock leave the pass and wait
+    /// in tandem.deferred_records (by their pipeline record) for a retry on
+    /// a back-off (20 ms, doubling, at most a second). Nothing else of the
+    /// batch waits. Their candidates leave the pass too (a failure they
+    /// had is not resolved by it).
     public var deferContended: SQL {
         """
-        WITH candidates AS (
-          DELETE FROM _tandem_candidates c
-           WHERE c.module = \(moduleName)
-             AND CASE c.side WHEN 'pipeline' THEN \(contended(.pipeline, id: "c.record_id")) ELSE \(contended(.crm, id: "c.record_id")) END
-          RETURNING c.side, c.record_id),
-        pairs AS (
+        WITH pairs AS (
           DELETE FROM \(raw: pairsTable) pr
            WHERE pr.origin <> 'fresh' AND (\(contended(.pipeline, id: "pr.p_id")) OR \(contended(.crm, id: "pr.c_id")))
-          RETURNING pr.p_id),
-        contended AS (
-          SELECT side, record_id FROM candidates UNION SELECT 'pipeline', p_id FROM pairs)
+          RETURNING pr.p_id, pr.c_id),
+        candidates AS (
+          DELETE FROM _tandem_candidates c USING pairs p
+           WHERE c.module = \(moduleName)
+             AND c.record_id = CASE c.side WHEN 'pipeline' THEN p.p_id ELSE p.c_id END)
         INSERT INTO tandem.deferred_records AS d (integration_id, module, side, record_id, retry_at)
-        SELECT \(Self.integrationID), \(moduleName), side, record_id, clock_timestamp() + interval '20 milliseconds' FROM contended
+        SELECT DISTINCT \(Self.integrationID), \(moduleName), 'pipeline', p_id, clock_timestamp() + interval '20 milliseconds' FROM pairs
         ON CONFLICT (integration_id, module, side, record_id) DO UPDATE
            SET attempts = d.attempts + 1,
                retry_at = clock_timestamp() + least(interval '1 second', interval '20 milliseconds' * power(2, least(d.attempts, 6)))

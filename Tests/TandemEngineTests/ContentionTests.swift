@@ -47,6 +47,39 @@ final class ContentionTests: XCTestCase {
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.deferred_records"), 0)
     }
 
+    /// A new record is only read, to be created on the other side: a user
+    /// who holds it (or writes it again) in an open transaction neither
+    /// blocks nor defers it. Its committed values are copied now, and what
+    /// the user commits later follows in the next pass (nothing is lost).
+    func testB11_ANewRecordAUserHoldsIsCreatedAtOnceAndItsLaterWriteFollows() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        try db.execute("""
+            INSERT INTO pipeline.contacts (first_name, last_name, email, owner_id)
+            SELECT 'Held', 'New', 'held.new@example.jp', id FROM pipeline.users WHERE email = 'admin@example.com'
+            """)
+        let id = try XCTUnwrap(try db.scalar("SELECT id::text FROM pipeline.contacts WHERE email = 'held.new@example.jp'"))
+        let user = try Connection(conninfo: db.conninfo)
+        defer { user.close() }
+        try user.execute("BEGIN")
+        try user.execute("UPDATE pipeline.contacts SET title = 'Written while held' WHERE id = \(id)")
+
+        let started = Date()
+        let summary = try engine.pass()
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the pass did not wait for the user's lock")
+        XCTAssertEqual(summary.deferred, 0, "\(summary)")
+        XCTAssertEqual(summary.createdInCRM, 1, "\(summary)")
+        let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: id))
+        XCTAssertEqual(try db.scalar("SELECT title FROM crm.contacts WHERE id = \(crmID)::bigint"), nil, "the committed values were copied")
+
+        try user.execute("COMMIT")
+        XCTAssertTrue(try passUntil(engine) {
+            try db.scalar("SELECT title FROM crm.contacts WHERE id = \(crmID)::bigint") == "Written while held"
+        }, "the user's write followed")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE email = 'held.new@example.jp'"), 1, "created once")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.deferred_records"), 0)
+    }
+
     /// A lock taken and let go without a write leaves no trace in the change
     /// log: the deferred record itself brings the change back.
     func testB11_ADeferredRecordWhoseLockIsReleasedWithoutAWriteStillSyncs() throws {
