@@ -45,7 +45,10 @@ extension Engine {
         // Awake, this follower passes until the log is quiet, and writers
         // skip NOTIFY (migration 0010). Before it returns it is marked not
         // awake and waits out those writers, and reads what they committed.
-        try database { try markAwake(true) }
+        // The first live pass marks it awake, in the same round trip; a
+        // standby never gets that far.
+        wakeWithNextPass = true
+        defer { wakeWithNextPass = false }
         do {
             // A notification that arrives while a pass runs is buffered by
             // libpq, and the socket will not signal it again: look until none

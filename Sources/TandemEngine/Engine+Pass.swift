@@ -106,7 +106,9 @@ extension Engine {
     /// pass also takes the job's next chunk.
     func passOnce(_ bound: Bound, events: inout [String]) throws -> PassSummary {
         let started = Date()
-        var (status, summary) = try passResult(connection.execute(PassFunction.livePass(configVersion: bound.configVersion)).scalar, bound)
+        let result = try connection.execute(PassFunction.livePass(configVersion: bound.configVersion, wake: wakeWithNextPass)).scalar
+        wakeWithNextPass = false
+        var (status, summary) = try passResult(result, bound)
         var chunk: JobChunk?
         if status == .job {
             (status, summary, chunk) = try jobPass(bound, events: &events)
