@@ -18,8 +18,8 @@
 --    field only when it differs beyond case and spacing) is a conflict decided by the policy
 --    (latest: the later modified_time wins, ties to the CRM app), recorded in
 --    tandem.conflict_decisions, the winning value written to the losing side;
---  - a mirror per link: both records' canonical values (value as jsonb, owner as the lower-cased
---    email, lookup as the parent's link id), read after the writes, nulls stripped;
+--  - a mirror per link: the hashes of both records' canonical values (value as jsonb, owner as the
+--    lower-cased email, lookup as the parent's link id), read after the writes (migration 0012);
 --  - the engine's writes are kept out of the change log as the engine does (tandem._applying),
 --    and the tab is marked active with its initial sync complete.
 -- Not written (bookkeeping the engine adds): tandem.runs rows, the initial_sync_complete event,
@@ -165,18 +165,35 @@ UPDATE pipeline.companies p SET
   JOIN f_owner_to_pipeline o ON o.src = c.owner_id
  WHERE w.act = 'p' AND p.id = w.pid;
 
--- A mirror per link: both records as they are now, in canonical form (jsonb_build_object turns
--- text into a JSON string and a link id into a number, as to_jsonb would, at less cost).
-INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
+-- A mirror per link: both records as they are now, as the hashes of their canonical values
+-- (migration 0012: jsonb_hash_extended of to_jsonb; owners as the lower-cased email, lookups as the parent's link id),
+-- the pipeline side's fields first, in the order of the module's layout.
+INSERT INTO tandem.mirror_layouts (integration_id, module, fields)
+VALUES ((SELECT iid FROM f_ctx), 'companies', ARRAY['company_name:account_name', 'phone', 'website', 'description', 'billing_street', 'billing_city', 'billing_state', 'billing_code', 'billing_country', 'owner_id'])
+ON CONFLICT (integration_id, module, fields) WHERE forgotten = '{}' DO NOTHING;
+INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
 SELECT l.link_id,
-       jsonb_strip_nulls(jsonb_build_object('company_name:account_name', p.company_name, 'phone', p.phone,
-           'website', p.website, 'description', p.description, 'billing_street', p.billing_street,
-           'billing_city', p.billing_city, 'billing_state', p.billing_state, 'billing_code', p.billing_code,
-           'billing_country', p.billing_country, 'owner_id', lower(btrim(pu.email)))),
-       jsonb_strip_nulls(jsonb_build_object('company_name:account_name', c.account_name, 'phone', c.phone,
-           'website', c.website, 'description', c.description, 'billing_street', c.billing_street,
-           'billing_city', c.billing_city, 'billing_state', c.billing_state, 'billing_code', c.billing_code,
-           'billing_country', c.billing_country, 'owner_id', lower(btrim(cu.email)))),
+       (SELECT layout_id FROM tandem.mirror_layouts WHERE module = 'companies' AND forgotten = '{}'
+          AND fields = ARRAY['company_name:account_name', 'phone', 'website', 'description', 'billing_street', 'billing_city', 'billing_state', 'billing_code', 'billing_country', 'owner_id']),
+       ARRAY[
+           jsonb_hash_extended(to_jsonb(p.company_name), 0), jsonb_hash_extended(to_jsonb(p.phone), 0),
+           jsonb_hash_extended(to_jsonb(p.website), 0),
+           jsonb_hash_extended(to_jsonb(p.description), 0),
+           jsonb_hash_extended(to_jsonb(p.billing_street), 0),
+           jsonb_hash_extended(to_jsonb(p.billing_city), 0),
+           jsonb_hash_extended(to_jsonb(p.billing_state), 0),
+           jsonb_hash_extended(to_jsonb(p.billing_code), 0),
+           jsonb_hash_extended(to_jsonb(p.billing_country), 0),
+           jsonb_hash_extended(to_jsonb(lower(btrim(pu.email))), 0),
+           jsonb_hash_extended(to_jsonb(c.account_name), 0), jsonb_hash_extended(to_jsonb(c.phone), 0),
+           jsonb_hash_extended(to_jsonb(c.website), 0),
+           jsonb_hash_extended(to_jsonb(c.description), 0),
+           jsonb_hash_extended(to_jsonb(c.billing_street), 0),
+           jsonb_hash_extended(to_jsonb(c.billing_city), 0),
+           jsonb_hash_extended(to_jsonb(c.billing_state), 0),
+           jsonb_hash_extended(to_jsonb(c.billing_code), 0),
+           jsonb_hash_extended(to_jsonb(c.billing_country), 0),
+           jsonb_hash_extended(to_jsonb(lower(btrim(cu.email))), 0)]::bigint[],
        now()
   FROM tandem.links l
   JOIN pipeline.companies p ON p.id = l.pipeline_id::bigint
@@ -321,18 +338,36 @@ UPDATE pipeline.contacts p SET
   LEFT JOIN f_company_links k ON k.cid = c.account_id
  WHERE w.act = 'p' AND p.id = w.pid;
 
-INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
+INSERT INTO tandem.mirror_layouts (integration_id, module, fields)
+VALUES ((SELECT iid FROM f_ctx), 'contacts', ARRAY['first_name', 'last_name', 'email', 'phone', 'mobile', 'title', 'description', 'mailing_street', 'mailing_city', 'mailing_state', 'mailing_zip', 'mailing_country', 'company_id:account_id', 'owner_id'])
+ON CONFLICT (integration_id, module, fields) WHERE forgotten = '{}' DO NOTHING;
+INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
 SELECT l.link_id,
-       jsonb_strip_nulls(jsonb_build_object('first_name', p.first_name, 'last_name', p.last_name,
-           'email', p.email, 'phone', p.phone, 'mobile', p.mobile, 'title', p.title,
-           'description', p.description, 'mailing_street', p.mailing_street, 'mailing_city', p.mailing_city,
-           'mailing_state', p.mailing_state, 'mailing_zip', p.mailing_zip, 'mailing_country', p.mailing_country,
-           'company_id:account_id', pk.link_id, 'owner_id', lower(btrim(pu.email)))),
-       jsonb_strip_nulls(jsonb_build_object('first_name', c.first_name, 'last_name', c.last_name,
-           'email', c.email, 'phone', c.phone, 'mobile', c.mobile, 'title', c.title,
-           'description', c.description, 'mailing_street', c.mailing_street, 'mailing_city', c.mailing_city,
-           'mailing_state', c.mailing_state, 'mailing_zip', c.mailing_zip, 'mailing_country', c.mailing_country,
-           'company_id:account_id', ck.link_id, 'owner_id', lower(btrim(cu.email)))),
+       (SELECT layout_id FROM tandem.mirror_layouts WHERE module = 'contacts' AND forgotten = '{}'
+          AND fields = ARRAY['first_name', 'last_name', 'email', 'phone', 'mobile', 'title', 'description', 'mailing_street', 'mailing_city', 'mailing_state', 'mailing_zip', 'mailing_country', 'company_id:account_id', 'owner_id']),
+       ARRAY[
+           jsonb_hash_extended(to_jsonb(p.first_name), 0),
+           jsonb_hash_extended(to_jsonb(p.last_name), 0), jsonb_hash_extended(to_jsonb(p.email), 0),
+           jsonb_hash_extended(to_jsonb(p.phone), 0), jsonb_hash_extended(to_jsonb(p.mobile), 0),
+           jsonb_hash_extended(to_jsonb(p.title), 0), jsonb_hash_extended(to_jsonb(p.description), 0),
+           jsonb_hash_extended(to_jsonb(p.mailing_street), 0),
+           jsonb_hash_extended(to_jsonb(p.mailing_city), 0),
+           jsonb_hash_extended(to_jsonb(p.mailing_state), 0),
+           jsonb_hash_extended(to_jsonb(p.mailing_zip), 0),
+           jsonb_hash_extended(to_jsonb(p.mailing_country), 0),
+           jsonb_hash_extended(to_jsonb(pk.link_id), 0),
+           jsonb_hash_extended(to_jsonb(lower(btrim(pu.email))), 0),
+           jsonb_hash_extended(to_jsonb(c.first_name), 0),
+           jsonb_hash_extended(to_jsonb(c.last_name), 0), jsonb_hash_extended(to_jsonb(c.email), 0),
+           jsonb_hash_extended(to_jsonb(c.phone), 0), jsonb_hash_extended(to_jsonb(c.mobile), 0),
+           jsonb_hash_extended(to_jsonb(c.title), 0), jsonb_hash_extended(to_jsonb(c.description), 0),
+           jsonb_hash_extended(to_jsonb(c.mailing_street), 0),
+           jsonb_hash_extended(to_jsonb(c.mailing_city), 0),
+           jsonb_hash_extended(to_jsonb(c.mailing_state), 0),
+           jsonb_hash_extended(to_jsonb(c.mailing_zip), 0),
+           jsonb_hash_extended(to_jsonb(c.mailing_country), 0),
+           jsonb_hash_extended(to_jsonb(ck.link_id), 0),
+           jsonb_hash_extended(to_jsonb(lower(btrim(cu.email))), 0)]::bigint[],
        now()
   FROM tandem.links l
   JOIN pipeline.contacts p ON p.id = l.pipeline_id::bigint

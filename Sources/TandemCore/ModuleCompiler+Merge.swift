@@ -30,8 +30,18 @@ extension ModuleCompiler {
             inner += [
                 "\(pipeline.canonical[field]) AS p_f\(raw: String(field))",
                 "\(crm.canonical[field]) AS c_f\(raw: String(field))",
-                "m.pipeline_state -> \(literal: name) AS bp_f\(raw: String(field))",
-                "m.crm_state -> \(literal: name) AS bc_f\(raw: String(field))",
+                "\(mirrorHash(.pipeline, field: field)) AS bp_f\(raw: String(field))",
+                "\(mirrorHash(.crm, field: field)) AS bc_f\(raw: String(field))",
+            ]
+        }
+        // Second level: whether each side changed each field since the
+        // mirror, computed once (hashing is the costly part).
+        var changed: [SQL] = ["s0.*"]
+        for field in fields {
+            let f = String(field)
+            changed += [
+                "(\(Self.hash("s0.p_f\(raw: f)")) IS DISTINCT FROM s0.bp_f\(raw: f)) AS pch_f\(raw: f)",
+                "(\(Self.hash("s0.c_f\(raw: f)")) IS DISTINCT FROM s0.bc_f\(raw: f)) AS cch_f\(raw: f)",
             ]
         }
         // Middle level: per field, the action ('c' write to CRM, 'p' write to the
@@ -48,8 +58,8 @@ extension ModuleCompiler {
         for field in fields {
             let f = String(field)
             let p: SQL = "s.p_f\(raw: f)", c: SQL = "s.c_f\(raw: f)"
-            let pChanged: SQL = "(\(p) IS DISTINCT FROM s.bp_f\(raw: f))"
-            let cChanged: SQL = "(\(c) IS DISTINCT FROM s.bc_f\(raw: f))"
+            let pChanged: SQL = "s.pch_f\(raw: f)"
+            let cChanged: SQL = "s.cch_f\(raw: f)"
             var differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
             if field == matchField {
                 differ = """
@@ -76,6 +86,7 @@ extension ModuleCompiler {
             SELECT \(raw: columns.map { "d.\($0)" }.joined(separator: ", ")),
                    coalesce('p' = ANY (\(acts)), false), coalesce('c' = ANY (\(acts)), false), coalesce(\(conflicts), false)
               FROM (SELECT \(SQL.join(middle, separator: ",\n ")) FROM (
+                    SELECT \(SQL.join(changed, separator: ",\n ")) FROM (
                       SELECT \(SQL.join(inner, separator: ",\n ")),
                              (pr.origin <> 'fresh' AND p.\(identifier: key(.pipeline).name) IS NOT NULL
                               AND c.\(identifier: key(.crm).name) IS NOT NULL
@@ -84,17 +95,58 @@ extension ModuleCompiler {
                         LEFT JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "pr.p_id"))
                         LEFT JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "pr.c_id"))
                         LEFT JOIN tandem.mirrors m ON m.link_id = pr.link_id
+                        LEFT JOIN \(layoutPositions) ml ON ml.layout_id = m.layout_id
                         \(pipeline.joins)
                         \(crm.joins)
-                       OFFSET 0) s OFFSET 0) d
+                       OFFSET 0) s0 OFFSET 0) s OFFSET 0) d
             """
+    }
+
+    /// A field's hash in a compact mirror (migration 0012): PostgreSQL's
+    /// 64-bit hash of its canonical jsonb value (equal values hash alike:
+    /// 10.5 and 10.50 too); NULL for no value.
+    static func hash(_ canonical: SQL) -> SQL {
+        "jsonb_hash_extended(\(canonical), 0)"
+    }
+
+    /// The mirror's hash of `field` on `side`, through its layout (`ml`).
+    /// NULL: no mirror, no value, or a field its layout does not hold (or
+    /// forgot).
+    func mirrorHash(_ side: Side, field: Int) -> SQL {
+        side == .pipeline ? "m.hashes[ml.pos[\(raw: String(field + 1))]]" : "m.hashes[ml.pos[\(raw: String(field + 1))] + ml.n]"
+    }
+
+    /// The module's mirror layouts, each with the position of every current
+    /// field's pipeline-side hash in the mirrors that follow it (the CRM
+    /// side's is that plus `n`, the layout's length); none for a field the
+    /// layout does not hold or forgot.
+    var layoutPositions: SQL {
+        let positions = module.fields.map { field -> SQL in
+            "CASE WHEN \(literal: field.name) = ANY (l.forgotten) THEN NULL ELSE array_position(l.fields, \(literal: field.name)) END"
+        }
+        return """
+            (SELECT l.layout_id, ARRAY[\(SQL.join(positions, separator: ", "))]::int[] AS pos, cardinality(l.fields) AS n
+               FROM tandem.mirror_layouts l WHERE l.integration_id = \(Self.integrationID) AND l.module = \(moduleName))
+            """
+    }
+
+    /// The hashes of a compact mirror: the pipeline side's canonical values,
+    /// then the CRM side's, in the order of the module's fields.
+    func mirrorHashes(pipeline: [SQL], crm: [SQL]) -> SQL {
+        let all = (pipeline + crm).map { Self.hash($0) }
+        return "ARRAY[\(SQL.join(all, separator: ", "))]::bigint[]"
+    }
+
+    /// The session's layout of this module's mirrors (bound by the engine).
+    var currentLayout: SQL {
+        "(SELECT t.layout_id FROM _tandem_layouts t WHERE t.module = \(moduleName))"
     }
 
     /// The work-table columns filled by `buildWork`, in order.
     var workColumns: [String] {
         var columns = ["link_id", "p_id", "c_id", "origin", "p_exists", "c_exists", "p_wait", "c_wait", "p_mod", "c_mod"]
         for field in module.fields.indices {
-            columns += ["p_f\(field)", "c_f\(field)", "bp_f\(field)", "bc_f\(field)", "act_f\(field)", "conflict_f\(field)"]
+            columns += ["p_f\(field)", "c_f\(field)", "act_f\(field)", "conflict_f\(field)"]
         }
         return columns + ["dirty"]
     }
@@ -160,18 +212,22 @@ extension ModuleCompiler {
 
     /// Mirrors of pairs where nothing was written: the canonical values at hand.
     public var mirrorUnwritten: SQL {
-        let pipeline = mirrorObject(module.fields.indices.map { "w.p_f\(raw: String($0))" })
-        let crm = mirrorObject(module.fields.indices.map { "w.c_f\(raw: String($0))" })
+        let hashes = mirrorHashes(pipeline: module.fields.indices.map { "w.p_f\(raw: String($0))" },
+                                  crm: module.fields.indices.map { "w.c_f\(raw: String($0))" })
         return """
-            INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
-            SELECT w.link_id, \(pipeline), \(crm), now()
+            INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
+            SELECT w.link_id, \(currentLayout), \(hashes), now()
               FROM \(raw: workTable) w
              WHERE w.dirty AND NOT w.failed AND w.p_exists AND w.c_exists AND NOT w.p_wait AND NOT w.c_wait
                AND NOT w.to_crm AND NOT w.to_pipeline
-            ON CONFLICT (link_id) DO UPDATE
-               SET pipeline_state = EXCLUDED.pipeline_state, crm_state = EXCLUDED.crm_state, synced_at = EXCLUDED.synced_at
+            \(Self.mirrorUpsert)
             """
     }
+
+    static let mirrorUpsert: SQL = """
+        ON CONFLICT (link_id) DO UPDATE
+           SET layout_id = EXCLUDED.layout_id, hashes = EXCLUDED.hashes, synced_at = EXCLUDED.synced_at
+        """
 
     /// Mirrors of pairs that were written: the written record read again, so
     /// the mirror is what the app holds now (rounding, owner fallback and the
@@ -184,16 +240,15 @@ extension ModuleCompiler {
         let pipelineNow = fields.map { "CASE WHEN w.to_pipeline THEN \(pipeline.canonical[$0]) ELSE w.p_f\(raw: String($0)) END" as SQL }
         let crmNow = fields.map { "CASE WHEN w.to_crm THEN \(crm.canonical[$0]) ELSE w.c_f\(raw: String($0)) END" as SQL }
         return """
-            INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state, synced_at)
-            SELECT w.link_id, \(mirrorObject(pipelineNow)), \(mirrorObject(crmNow)), now()
+            INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
+            SELECT w.link_id, \(currentLayout), \(mirrorHashes(pipeline: pipelineNow, crm: crmNow)), now()
               FROM \(raw: workTable) w
               LEFT JOIN \(table(.pipeline)) p ON w.to_pipeline AND p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "w.p_id"))
               LEFT JOIN \(table(.crm)) c ON w.to_crm AND c.\(identifier: key(.crm).name) = \(keyValue(.crm, "w.c_id"))
               \(pipeline.joins)
               \(crm.joins)
              WHERE (w.to_crm OR w.to_pipeline) AND NOT w.failed
-            ON CONFLICT (link_id) DO UPDATE
-               SET pipeline_state = EXCLUDED.pipeline_state, crm_state = EXCLUDED.crm_state, synced_at = EXCLUDED.synced_at
+            \(Self.mirrorUpsert)
             """
     }
 

@@ -5,8 +5,8 @@ import TandemPostgres
 ///  - a value is `to_jsonb(value)` (so 10.50 and 10.5 are equal),
 ///  - a lookup is the link id of the referenced record (the same on both sides),
 ///  - an owner is the owner's email, lower-cased and trimmed (R13).
-/// SQL NULL stands for "no value"; mirrors strip nulls so that a missing key
-/// reads back as NULL too.
+/// SQL NULL stands for "no value". A mirror keeps PostgreSQL's 64-bit hash
+/// of each canonical value (migration 0012); no value hashes to NULL.
 struct Projection {
     /// One expression per field, in field order.
     var canonical: [SQL] = []
@@ -183,21 +183,6 @@ extension ModuleCompiler {
              WHERE lower(btrim(u.\(identifier: app.emailColumn))) = \(email) ORDER BY u.\(identifier: key) LIMIT 1),\
              (SELECT s.\(raw: side.rawValue)_setup_user FROM _tandem_session s)::\(raw: app.userKey.baseType))::\(raw: column.baseType)
             """
-    }
-
-    /// `jsonb` object of the canonical values, nulls stripped (for mirrors).
-    /// jsonb_build_object takes at most 100 arguments: build in slices.
-    func mirrorObject(_ values: [SQL]) -> SQL {
-        var slices: [SQL] = []
-        var index = 0
-        while index < values.count || slices.isEmpty {
-            let end = min(index + 40, values.count)
-            let pairs = (index..<end).map { "\(literal: module.fields[$0].name), \(values[$0])" as SQL }
-            slices.append("jsonb_build_object(\(SQL.join(pairs, separator: ", ")))")
-            index = end
-            if values.isEmpty { break }
-        }
-        return "jsonb_strip_nulls(\(SQL.join(slices, separator: " || ")))"
     }
 
     /// The normalized form of a match column: case- and space-insensitive (B3).

@@ -308,6 +308,30 @@ extension Engine {
         return id
     }
 
+    /// The layout of each module's compact mirrors (migration 0012): the
+    /// list of its field names, added to tandem.mirror_layouts when new, and
+    /// noted in the session table `_tandem_layouts` that the pass's mirror
+    /// writes read.
+    func bindMirrorLayouts(id: Int64, integration: Integration) throws {
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_layouts (module text PRIMARY KEY, layout_id int NOT NULL)")
+        try connection.execute("TRUNCATE _tandem_layouts")
+        for module in integration.modules {
+            let names = String(decoding: try JSONSerialization.data(withJSONObject: module.fields.map(\.name)), as: UTF8.self)
+            let fields: SQL = "ARRAY(SELECT f FROM jsonb_array_elements_text(\(names)::jsonb) WITH ORDINALITY x(f, n) ORDER BY n)"
+            // Two statements: a layout another host added meanwhile is seen
+            // by the second (READ COMMITTED), after the first waited for it.
+            try connection.execute("""
+                INSERT INTO tandem.mirror_layouts (integration_id, module, fields) VALUES (\(id), \(module.name), \(fields))
+                ON CONFLICT (integration_id, module, fields) WHERE forgotten = '{}' DO NOTHING
+                """)
+            try connection.execute("""
+                INSERT INTO _tandem_layouts (module, layout_id)
+                SELECT \(module.name), l.layout_id FROM tandem.mirror_layouts l
+                 WHERE l.integration_id = \(id) AND l.module = \(module.name) AND l.fields = \(fields) AND l.forgotten = '{}'
+                """)
+        }
+    }
+
     /// Rows as the text of a JSON array of objects, one bind parameter.
     static func rows(_ rows: [[String: Any]]) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: rows)
@@ -334,6 +358,7 @@ extension Engine {
             INSERT INTO _tandem_session VALUES (\(id), \(integration.policy.rawValue), \(setupUsers[.pipeline]), \(setupUsers[.crm]))
             """)
         try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_policies (module text PRIMARY KEY, policy text NOT NULL)")
+        try bindMirrorLayouts(id: id, integration: integration)
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS _tandem_locked (module text, side text, record_id text, PRIMARY KEY (module, side, record_id))
             """)

@@ -144,15 +144,15 @@ extension Engine {
                 if !changes.unmapped.isEmpty { summary.unmapped[module.name] = changes.unmapped }
                 let forgotten = changes.forgotten
                 guard !forgotten.isEmpty else { continue }
-                // Last-synced values of those fields say nothing true any more.
+                // Last-synced values of those fields say nothing true any
+                // more: mirrors read them as no value through their layouts
+                // (migration 0012).
                 let names = Self.json(["names": forgotten])
                 try connection.execute("""
-                    UPDATE tandem.mirrors m
-                       SET pipeline_state = m.pipeline_state - f.names, crm_state = m.crm_state - f.names
-                      FROM tandem.links l,
-                           (SELECT array_agg(x) AS names FROM jsonb_array_elements_text(\(names)::jsonb -> 'names') x) f
-                     WHERE l.link_id = m.link_id AND l.integration_id = \(id) AND l.module = \(module.name)
-                       AND (m.pipeline_state ?| f.names OR m.crm_state ?| f.names)
+                    UPDATE tandem.mirror_layouts l
+                       SET forgotten = ARRAY(SELECT DISTINCT x FROM unnest(l.forgotten || f.names) x ORDER BY x)
+                      FROM (SELECT array_agg(x) AS names FROM jsonb_array_elements_text(\(names)::jsonb -> 'names') x) f
+                     WHERE l.integration_id = \(id) AND l.module = \(module.name) AND l.fields && f.names
                     """)
             }
             if state?.state == TabState.active.rawValue {

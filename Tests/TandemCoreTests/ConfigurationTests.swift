@@ -156,8 +156,11 @@ final class ConfigurationTests: XCTestCase {
         let integration = try Validator.validate(try Configuration.parse(Self.minimal), against: Self.catalog())
         let text = ModuleCompiler(integration: integration, module: integration.modules[1]).buildWork.render().text
         // One-sided changes travel, two-sided differing changes go to the policy, equal values do nothing.
-        XCTAssertTrue(text.contains("WHEN (s.p_f0 IS DISTINCT FROM s.bp_f0) AND NOT (s.c_f0 IS DISTINCT FROM s.bc_f0) THEN 'c'"))
-        XCTAssertTrue(text.contains("WHEN (s.c_f0 IS DISTINCT FROM s.bc_f0) AND NOT (s.p_f0 IS DISTINCT FROM s.bp_f0) THEN 'p'"))
+        // A side changed a field when its value's hash differs from the mirror's (0012).
+        XCTAssertTrue(text.contains("(jsonb_hash_extended(s0.p_f0, 0) IS DISTINCT FROM s0.bp_f0) AS pch_f0"))
+        XCTAssertTrue(text.contains("(jsonb_hash_extended(s0.c_f0, 0) IS DISTINCT FROM s0.bc_f0) AS cch_f0"))
+        XCTAssertTrue(text.contains("WHEN s.pch_f0 AND NOT s.cch_f0 THEN 'c'"))
+        XCTAssertTrue(text.contains("WHEN s.cch_f0 AND NOT s.pch_f0 THEN 'p'"))
         XCTAssertTrue(text.contains("CASE WHEN NOT s.mergeable OR NOT (s.p_f0 IS DISTINCT FROM s.c_f0) THEN NULL"))
         XCTAssertTrue(text.contains("WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'"))
     }

@@ -1,0 +1,120 @@
+import Foundation
+import TandemCore
+import TandemEngine
+import TandemPostgres
+import TandemTestSupport
+import XCTest
+
+/// Compact mirrors (migration 0012): a mirror holds a 64-bit hash of each
+/// field's canonical value, both sides, in the order of its layout.
+final class MirrorTests: XCTestCase {
+    /// The canonical values of the reference contacts module as the engine of
+    /// migration 0011 kept them (jsonb, nulls stripped), for link `l` of
+    /// pipeline contact `p` and CRM contact `c`.
+    static let legacyContactState: (String, String) = (
+        """
+        jsonb_strip_nulls(jsonb_build_object('first_name', p.first_name, 'last_name', p.last_name, 'email', p.email,
+            'phone', p.phone, 'mobile', p.mobile, 'title', p.title, 'description', p.description,
+            'mailing_street', p.mailing_street, 'mailing_city', p.mailing_city, 'mailing_state', p.mailing_state,
+            'mailing_zip', p.mailing_zip, 'mailing_country', p.mailing_country,
+            'company_id:account_id', (SELECT k.link_id FROM tandem.links k WHERE k.module = 'companies' AND k.pipeline_id = p.company_id::text),
+            'owner_id', (SELECT lower(btrim(u.email)) FROM pipeline.users u WHERE u.id = p.owner_id)))
+        """,
+        """
+        jsonb_strip_nulls(jsonb_build_object('first_name', c.first_name, 'last_name', c.last_name, 'email', c.email,
+            'phone', c.phone, 'mobile', c.mobile, 'title', c.title, 'description', c.description,
+            'mailing_street', c.mailing_street, 'mailing_city', c.mailing_city, 'mailing_state', c.mailing_state,
+            'mailing_zip', c.mailing_zip, 'mailing_country', c.mailing_country,
+            'company_id:account_id', (SELECT k.link_id FROM tandem.links k WHERE k.module = 'companies' AND k.crm_id = c.account_id::text),
+            'owner_id', (SELECT lower(btrim(u.email)) FROM crm.users u WHERE u.id = c.owner_id)))
+        """
+    )
+
+    func testB2_AMirrorIsTheHashOfEveryFieldOfBothSidesInItsLayoutsOrder() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        defer { engine.close() }
+        let (pipeline, crm) = Self.legacyContactState
+        // Every field of every contacts mirror, both sides, against the apps.
+        let mismatches = try db.count("""
+            SELECT count(*) FROM tandem.links l
+              JOIN tandem.mirrors m ON m.link_id = l.link_id
+              JOIN tandem.mirror_layouts ml ON ml.layout_id = m.layout_id
+              JOIN pipeline.contacts p ON p.id = l.pipeline_id::bigint
+              JOIN crm.contacts c ON c.id = l.crm_id::bigint
+             CROSS JOIN LATERAL unnest(ml.fields) WITH ORDINALITY f(name, n)
+             WHERE l.module = 'contacts'
+               AND (m.hashes[f.n] IS DISTINCT FROM jsonb_hash_extended(\(raw: pipeline) -> f.name, 0)
+                    OR m.hashes[f.n + cardinality(ml.fields)] IS DISTINCT FROM jsonb_hash_extended(\(raw: crm) -> f.name, 0))
+            """)
+        XCTAssertEqual(mismatches, 0)
+        XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'contacts'"), 0)
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM tandem.mirror_layouts ml JOIN tandem.field_mappings fm USING (integration_id, module)
+             WHERE ml.module = 'contacts' AND fm.field = ANY (ml.fields)
+            """), try db.count("SELECT count(*) FROM tandem.field_mappings WHERE module = 'contacts'"), "the layout lists every mapped field")
+        // The values themselves are kept nowhere in Tandem's schema.
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM information_schema.columns WHERE table_schema = 'tandem' AND table_name = 'mirrors' AND data_type = 'jsonb'
+            """), 0)
+        let width = Double(try db.scalar("SELECT avg(pg_column_size(m.*)) FROM tandem.mirrors m") ?? "") ?? .infinity
+        XCTAssertLessThan(width, 400, "a mirror of 14 fields on both sides is an array of 28 hashes")
+    }
+
+    /// A database whose mirrors hold values (before 0012) is converted when
+    /// the library migrates it, and passes read the converted mirrors through
+    /// their layout (another order than the one the engine binds): an edit
+    /// of one field travels alone, and no conflict is invented.
+    func testMigration0012ConvertsMirrorsThatHoldValues() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        engine.close()
+        let (pipeline, crm) = Self.legacyContactState
+        // Back to the schema of 0011, with the values the engine kept then.
+        try db.sql.executeScript("""
+            DELETE FROM tandem.migrations WHERE version = 12;
+            DROP TABLE tandem.mirror_layouts;
+            ALTER TABLE tandem.mirrors DROP COLUMN layout_id, DROP COLUMN hashes,
+                ADD COLUMN pipeline_state jsonb, ADD COLUMN crm_state jsonb;
+            UPDATE tandem.mirrors m SET pipeline_state = \(pipeline), crm_state = \(crm)
+              FROM tandem.links l, pipeline.contacts p, crm.contacts c
+             WHERE l.link_id = m.link_id AND l.module = 'contacts' AND p.id = l.pipeline_id::bigint AND c.id = l.crm_id::bigint;
+            UPDATE tandem.mirrors SET pipeline_state = '{"phone": "kept"}', crm_state = '{}' WHERE pipeline_state IS NULL;
+            ALTER TABLE tandem.mirrors ALTER COLUMN pipeline_state SET NOT NULL, ALTER COLUMN crm_state SET NOT NULL;
+            INSERT INTO tandem.mirrors (link_id, pipeline_state, crm_state) VALUES (-1, '{}', '{}');
+            """)
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM tandem.field_mappings WHERE module = 'contacts' AND field IN ('first_name', 'last_name', 'email',
+              'phone', 'mobile', 'title', 'description', 'mailing_street', 'mailing_city', 'mailing_state', 'mailing_zip',
+              'mailing_country', 'company_id:account_id', 'owner_id')
+            """), 14)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.field_mappings WHERE module = 'contacts'"), 14,
+                       "the test's values name exactly the mapped fields")
+
+        let upgraded = try db.engine()   // install() migrates
+        defer { upgraded.close() }
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.mirrors WHERE link_id = -1"), 0, "a mirror without a link goes")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.mirrors m LEFT JOIN tandem.links l USING (link_id) WHERE l.link_id IS NULL"), 0)
+        XCTAssertEqual(try db.scalar("""
+            SELECT m.hashes[array_position(ml.fields, 'phone')] = jsonb_hash_extended('"kept"', 0)
+                   AND m.hashes[array_position(ml.fields, 'phone') + cardinality(ml.fields)] IS NULL
+              FROM tandem.mirrors m JOIN tandem.mirror_layouts ml USING (layout_id) JOIN tandem.links l USING (link_id)
+             WHERE l.module = 'companies' LIMIT 1
+            """), "t", "each side's value hashed at its field's place; no value is NULL")
+
+        try upgraded.attach("default")
+        let conflicts = try db.count("SELECT count(*) FROM tandem.conflict_decisions")
+        let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "3"))
+        let before = try XCTUnwrap(try db.scalar("SELECT (to_jsonb(c) - 'phone' - 'modified_time')::text FROM crm.contacts c WHERE id = \(crmID)::bigint"))
+        try db.execute("UPDATE pipeline.contacts SET phone = '+81 3 0000 0003' WHERE id = 3")
+        let summary = try upgraded.passUntilQuiet()
+        XCTAssertEqual(summary.updatedInCRM, 1, "\(summary)")
+        XCTAssertEqual(summary.updatedInPipeline, 0, "\(summary)")
+        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint"), "+81 3 0000 0003")
+        XCTAssertEqual(try db.scalar("SELECT (to_jsonb(c) - 'phone' - 'modified_time')::text FROM crm.contacts c WHERE id = \(crmID)::bigint"), before,
+                       "no other field was written")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.conflict_decisions"), conflicts, "no conflict invented")
+        XCTAssertEqual(try db.count("SELECT count(DISTINCT layout_id) FROM tandem.mirrors m JOIN tandem.links l USING (link_id) WHERE l.module = 'contacts'"), 2,
+                       "the written mirror took the engine's layout; the others kept the converted one")
+    }
+}
