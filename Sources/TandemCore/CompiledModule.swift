@@ -26,6 +26,8 @@ public struct CompiledModule: Sendable {
     public let match: BySide<SQL?>
     public let prepareCreate: BySide<SQL>
     public let create: BySide<ApplyStatement>
+    /// The same, with owners by one join (for a large batch).
+    public let createLarge: BySide<ApplyStatement>
     public let linkCreated: BySide<SQL>
     public let rememberWaitingCreates: BySide<SQL?>
     public let buildWork: SQL
@@ -56,6 +58,7 @@ public struct CompiledModule: Sendable {
         match = BySide { compiler.match(from: $0) }
         prepareCreate = BySide { compiler.prepareCreate(from: $0) }
         create = BySide { compiler.create(from: $0) }
+        createLarge = BySide { compiler.create(from: $0, ownersByJoin: true) }
         linkCreated = BySide { compiler.linkCreated(from: $0) }
         rememberWaitingCreates = BySide { compiler.rememberWaitingCreates(from: $0) }
         update = BySide { compiler.update($0) }

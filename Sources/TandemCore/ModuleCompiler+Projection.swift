@@ -174,6 +174,29 @@ extension ModuleCompiler {
         return conditions.isEmpty ? "false" : "(\(SQL.join(conditions, separator: " OR ")))"
     }
 
+    /// The owner column of `target` for field `index` of a record copied from
+    /// the source row `alias`, as a join: the target app's users by
+    /// normalized email (the lowest key of each), else the acting user (R13).
+    /// The same user `owner(_:email:column:)` finds, for a whole batch at once.
+    func ownerByJoin(_ target: Side, field index: Int, alias: String) -> (join: SQL, value: (Column, SQL)) {
+        let app = integration.app(target)
+        let source = integration.app(target.other)
+        let key = app.userKey.name
+        let users = "\(alias)_ou\(index)"
+        let join: SQL = """
+             LEFT JOIN (SELECT DISTINCT ON (lower(btrim(u.\(identifier: app.emailColumn))))\
+             lower(btrim(u.\(identifier: app.emailColumn))) AS email, u.\(identifier: key) AS id\
+             FROM \(qualified: app.users.schema, app.users.name) u\
+             ORDER BY lower(btrim(u.\(identifier: app.emailColumn))), u.\(identifier: key)) \(raw: users)\
+             ON \(raw: users).email = lower(btrim(\(raw: "\(alias)_ow\(index)").\(identifier: source.emailColumn)))
+            """
+        let column = module.fields[index].column(target)
+        return (join, (column, """
+            coalesce(\(raw: users).id,\
+             (SELECT s.\(raw: target.rawValue)_setup_user FROM _tandem_session s)::\(raw: app.userKey.baseType))::\(raw: column.baseType)
+            """))
+    }
+
     /// The user of `side` with this email, else the acting user (R13).
     func owner(_ side: Side, email: SQL, column: Column) -> SQL {
         let app = integration.app(side)

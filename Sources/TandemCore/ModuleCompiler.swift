@@ -357,10 +357,20 @@ public struct ModuleCompiler: Sendable {
     }
 
     /// Writes the copies (set-based; `$1` restricts to one source key).
-    public func create(from side: Side) -> ApplyStatement {
+    /// `ownersByJoin`: owners (R13) come from one join with the target app's
+    /// users by email, which a large batch hashes once, instead of a lookup
+    /// per record, which a small batch does in less time than the join's
+    /// scan of every user.
+    public func create(from side: Side, ownersByJoin: Bool = false) -> ApplyStatement {
         let target = side.other
         let projection = projection(side, alias: "r")
-        let writes = module.fields.indices.flatMap { converted(target, field: $0, alias: "r") }
+        var ownerJoins: SQL = ""
+        let writes = module.fields.indices.flatMap { index -> [(Column, SQL)] in
+            guard ownersByJoin, case .owner = module.fields[index].kind else { return converted(target, field: index, alias: "r") }
+            let (join, value) = ownerByJoin(target, field: index, alias: "r")
+            ownerJoins += join
+            return [value]
+        }
         let columns: [SQL] = ["\(identifier: key(target).name)"] + writes.map { "\(identifier: $0.0.name)" }
         let values: [SQL] = ["\(keyValue(target, "w.new_id"))"] + writes.map(\.1)
         let sql: SQL = """
@@ -368,7 +378,7 @@ public struct ModuleCompiler: Sendable {
             SELECT \(SQL.join(values, separator: ", "))
               FROM \(raw: createTable(side)) w
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
-              \(projection.joins)
+              \(projection.joins)\(ownerJoins)
              WHERE NOT w.waiting AND NOT w.failed AND w.src_id = coalesce(\(Self.oneRecord)::text, w.src_id)
             """
         return ApplyStatement(sql: sql, workTable: createTable(side), workKey: "src_id", source: side, operation: "create")

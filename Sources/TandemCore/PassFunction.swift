@@ -322,7 +322,7 @@ public struct PassFunction: Sendable {
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
             if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
-            out.line(try apply(module.create[side], compiler: compiler))
+            out.line(try apply(large ? module.createLarge[side] : module.create[side], compiler: compiler))
             out.line(try Self.statement(module.linkCreated[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n;")
             if let waiting = module.rememberWaitingCreates[side] {

@@ -182,8 +182,21 @@ final class SyncTests: XCTestCase {
     }
 
     func testR13_OwnersKeepThePersonByEmailElseTheSetupUser() throws {
+        try checkOwners(largeMerge: false)
+    }
+
+    /// A large batch finds owners by one join with the users, not a lookup per record.
+    func testR13_TheLargeMergeFindsTheSameOwners() throws {
+        try checkOwners(largeMerge: true)
+    }
+
+    func checkOwners(largeMerge: Bool) throws {
         let db = try TestDatabase()
-        let engine = try db.syncedEngine()
+        let engine = try db.engine()
+        if largeMerge { engine.largeBatchAbove = 0 }
+        try engine.configure(TestDatabase.defaultConfig)
+        try engine.activate("contacts_companies")
+        try engine.passUntilQuiet()
         // Ana.Lopez@example.com (pipeline id 2) is ana.lopez@example.com in the CRM app; olivia.pipeline has no CRM user.
         try db.execute("INSERT INTO pipeline.contacts (last_name, email, owner_id) VALUES ('OwnedByAna', 'ana.owned@example.org', 2)")
         try db.execute("INSERT INTO pipeline.contacts (last_name, email, owner_id) VALUES ('OwnedByOlivia', 'olivia.owned@example.org', 7)")
