@@ -36,6 +36,7 @@ public struct CompiledModule: Sendable {
     public let update: BySide<ApplyStatement>
     public let mirrorUnwritten: SQL
     public let mirrorWritten: SQL
+    public let mirrorCreated: SQL
     public let markDeleted: SQL
     public let rememberWaitingPairs: BySide<SQL?>
     public let lockRows: BySide<SQL>
@@ -52,6 +53,7 @@ public struct CompiledModule: Sendable {
         recordConflicts = compiler.recordConflicts
         mirrorUnwritten = compiler.mirrorUnwritten
         mirrorWritten = compiler.mirrorWritten
+        mirrorCreated = compiler.mirrorCreated
         markDeleted = compiler.markDeleted
         deferContended = compiler.deferContended
         lockRows = BySide { compiler.lockRows($0) }

@@ -7,7 +7,8 @@ import TandemPostgres
 ///  - changed on both sides to different values: the conflict policy decides,
 ///    and the decision is recorded;
 ///  - changed on both sides to the same value, or on neither: nothing is written.
-/// Fresh pairs (just created) are not merged; matched pairs have no mirror yet,
+/// Fresh pairs (just created) are not merged (`mirrorCreated` mirrors them);
+/// matched pairs have no mirror yet,
 /// so every field that differs between them is a conflict decided by the policy.
 /// (`OFFSET 0` keeps each level a subquery: every canonical value is computed
 /// once instead of being pasted into each decision that uses it.)
@@ -98,6 +99,7 @@ extension ModuleCompiler {
                         LEFT JOIN \(layoutPositions) ml ON ml.layout_id = m.layout_id
                         \(pipeline.joins)
                         \(crm.joins)
+                       WHERE pr.origin <> 'fresh'
                        OFFSET 0) s0 OFFSET 0) s OFFSET 0) d
             """
     }
@@ -228,6 +230,25 @@ extension ModuleCompiler {
         ON CONFLICT (link_id) DO UPDATE
            SET layout_id = EXCLUDED.layout_id, hashes = EXCLUDED.hashes, synced_at = EXCLUDED.synced_at
         """
+
+    /// Mirrors of the pairs this pass created (`fresh`), which are not
+    /// merged: both records as they are now, the copy read back (rounding,
+    /// owner fallback and the app's own triggers included).
+    public var mirrorCreated: SQL {
+        let pipeline = projection(.pipeline, alias: "p")
+        let crm = projection(.crm, alias: "c")
+        return """
+            INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
+            SELECT pr.link_id, \(currentLayout), \(mirrorHashes(pipeline: pipeline.canonical, crm: crm.canonical)), now()
+              FROM \(raw: pairsTable) pr
+              JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "pr.p_id"))
+              JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "pr.c_id"))
+              \(pipeline.joins)
+              \(crm.joins)
+             WHERE pr.origin = 'fresh' AND NOT (\(pipeline.waiting)) AND NOT (\(crm.waiting))
+            \(Self.mirrorUpsert)
+            """
+    }
 
     /// Mirrors of pairs that were written: the written record read again, so
     /// the mirror is what the app holds now (rounding, owner fallback and the

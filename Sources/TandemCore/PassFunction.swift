@@ -135,6 +135,7 @@ public struct PassFunction: Sendable {
               _linked bigint;
               _missing bigint;
               _new_links bigint;
+              _fresh bigint;
               _failed bigint;
               _state text;
               _read bigint := 0;
@@ -290,7 +291,7 @@ public struct PassFunction: Sendable {
             out.line("END IF;")
         }
         out.line("IF _candidates > 0 THEN")
-        out.line("_new_links := 0;")
+        out.line("_new_links := 0; _fresh := 0;")
         for statement in module.clearWork { out.line(try Self.statement(statement)) }
         out.line(try Self.statement(module.forgetWaiting))
         out.line(try Self.statement(module.linkedPairs))
@@ -324,7 +325,7 @@ public struct PassFunction: Sendable {
             if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
             out.line(try apply(large ? module.createLarge[side] : module.create[side], compiler: compiler))
             out.line(try Self.statement(module.linkCreated[side]))
-            out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n;")
+            out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n; _fresh := _fresh + _n;")
             if let waiting = module.rememberWaitingCreates[side] {
                 out.line(try Self.statement(waiting))
                 out.line("GET DIAGNOSTICS _n = ROW_COUNT; _waiting := _waiting + _n;")
@@ -333,6 +334,9 @@ public struct PassFunction: Sendable {
         }
         out.line("END IF;")
         if large { out.line("IF _candidates > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
+        // Copies made by this pass need no merge: their mirrors come
+        // straight from the two records; the work table holds the rest.
+        out.line("IF _fresh > 0 THEN \(try Self.statement(module.mirrorCreated)) END IF;")
         out.line(try Self.statement(module.buildWork))
         out.line("""
             SELECT * INTO _w_rows, _w_matched, _w_to_pipeline, _w_to_crm, _w_conflicts, _w_unwritten, _w_deleted, _w_wait_pipeline, _w_wait_crm
