@@ -155,16 +155,29 @@ extension Engine {
         ])
         // An initial sync grows the links faster than autovacuum analyzes
         // them; plans made on stale statistics turn anti-joins against the
-        // links into nested loops over the whole table. Analyzed when they
-        // have doubled since (the mirrors by their key only: their values are
-        // large and no plan looks at them).
-        if linksAtAnalyze < 0 || Double(linksSinceAnalyze) > max(linksAtAnalyze, 1000) {
-            let tuples = try connection.execute(batch: [
+        // links into nested loops over the whole table. Worst is a module
+        // the statistics saw with no links: its next chunk's anti-join then
+        // compares every record with every link (minutes at 100,000 records
+        // per module). Analyzed when the links made for a module since
+        // outnumber half of what the statistics count for it (the mirrors
+        // by their key only: no plan looks at the rest).
+        if try linksNeedAnalyze() {
+            let rows = try connection.execute(batch: [
                 "ANALYZE tandem.links, tandem.mirrors (link_id)",
-                "SELECT reltuples::text FROM pg_class WHERE oid = 'tandem.links'::regclass",
-            ]).scalar
-            linksAtAnalyze = tuples.flatMap { Double($0) } ?? 0
-            linksSinceAnalyze = 0
+                """
+                SELECT m.module, (m.share * greatest(c.reltuples, 0))::bigint::text
+                  FROM pg_stats s
+                 CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS m(module, share)
+                 CROSS JOIN pg_class c
+                 WHERE s.schemaname = 'tandem' AND s.tablename = 'links' AND s.attname = 'module'
+                   AND c.oid = 'tandem.links'::regclass
+                """,
+            ]).rows
+            linksPlanned = Dictionary(rows.compactMap { row -> (String, Int64)? in
+                guard let module = row[0], let count = row.count > 1 ? row[1].flatMap({ Int64($0) }) : nil else { return nil }
+                return (module, count)
+            }, uniquingKeysWith: max)
+            linksMadeSinceAnalyze = [:]
         }
         let chunk = try jobChunk(bound, states: try tabStates(bound.id))
         var (status, summary) = try passResult(connection.execute(
@@ -175,10 +188,22 @@ extension Engine {
         }
         summary.initialChunk = chunk != nil
         summary.changesRead += chunk?.read ?? 0
-        linksSinceAnalyze += summary.matched + summary.createdInPipeline + summary.createdInCRM
+        if let module = chunk?.module {
+            linksMadeSinceAnalyze[module, default: 0] += summary.matched + summary.createdInPipeline + summary.createdInCRM
+        }
         if let chunk { try finishChunk(bound, chunk, events: &events) }
         try connection.execute("COMMIT")
         return (status, summary, chunk)
+    }
+
+    /// Whether the links' statistics may mislead the next job chunk's plans:
+    /// never analyzed in this session, or a module got more links since
+    /// than half of what they count for it (and over a thousand).
+    func linksNeedAnalyze() throws -> Bool {
+        guard let planned = linksPlanned else { return true }
+        return linksMadeSinceAnalyze.contains { module, made in
+            made > max(1_000, (planned[module] ?? 0) / 2)
+        }
     }
 
     /// The status and counts the pass function returned; the statuses that

@@ -93,10 +93,11 @@ public final class Engine {
     /// last truncated.
     var passesSinceTruncate = 0
     var recordsSinceTruncate: Int64 = 0
-    /// tandem.links's row count when a job's pass last analyzed it (-1:
-    /// never in this session), and the links made since.
-    var linksAtAnalyze: Double = -1
-    var linksSinceAnalyze: Int64 = 0
+    /// tandem.links's rows per module as its statistics counted them when a
+    /// job's pass last analyzed it (nil: never in this session), and the
+    /// links job passes made per module since.
+    var linksPlanned: [String: Int64]?
+    var linksMadeSinceAnalyze: [String: Int64] = [:]
     /// Batches of more records go through the large merge (tests lower it
     /// to run every batch through it).
     var largeBatchAbove = PassFunction.analyzeAbove
@@ -173,6 +174,11 @@ public final class Engine {
             // A live pass is one statement in its own transaction, which must
             // run in READ COMMITTED whatever the database's default (B11).
             try connection.execute("SET default_transaction_isolation = 'read committed'")
+            // JIT compiles a statement's expressions anew at every execution
+            // whose estimate passes jit_above_cost: 50-300 ms for each large
+            // statement of an initial sync's pass, far more than it saves on
+            // set-based statements that read each row once.
+            try connection.execute("SET jit = off")
             // Operators see which sessions are Tandem's (pg_stat_activity).
             try connection.execute("SELECT set_config('application_name', 'tandem', false) WHERE current_setting('application_name') = ''")
         } catch let error as PostgresError {
