@@ -28,6 +28,8 @@ struct Sync: ParsableCommand {
 
         var total = PassSummary()
         var passes = 0
+        var progress: [JobScanProgress] = []
+        var progressCountedAt = Date.distantPast
         let started = Date()
         while true {
             let session = engine.backendPID
@@ -53,8 +55,15 @@ struct Sync: ParsableCommand {
             }
             passes += 1
             total.add(summary)
-            let progress = summary.initialChunk ? (try? engine.jobProgress()) ?? [] : []
-            display.pass(passes, summary, progress)
+            // The totals of a job's progress count the records left to
+            // read, a scan of every remaining record: at a million records
+            // per module about a second per pass. Counted at the first pass
+            // of a job and then at most every five seconds.
+            if summary.initialChunk && Date().timeIntervalSince(progressCountedAt) >= 5 {
+                progress = (try? engine.jobProgress()) ?? []
+                progressCountedAt = Date()
+            }
+            display.pass(passes, summary, summary.initialChunk ? progress : [])
             if !summary.didWork { break }
         }
         display.finish(passes, total, Date().timeIntervalSince(started))
