@@ -60,7 +60,7 @@ extension Engine {
             }
         } catch let error as TandemError where error.code == .busy {
             // A standby: the active host reads the skipped writers' changes.
-            try database { try markAwake(false) }
+            try database { try markAsleep() }
             return total
         } catch {
             // Not awake, and polling: the host's next call (run() makes it
@@ -68,7 +68,7 @@ extension Engine {
             // NOTIFY meanwhile and reads their changes.
             if !Self.isConnectionLoss(error) {
                 _ = try? rollbackIfOpen()
-                _ = try? markAwake(false)
+                _ = try? markAsleep()
             }
             skippedWritersPending = true
             throw error
@@ -76,7 +76,7 @@ extension Engine {
         // Until the last pass has read them, the skipped writers' changes are
         // pending: a failure here leaves the host polling for them.
         skippedWritersPending = true
-        try database { try markAwake(false) }
+        try database { try markAsleep() }
         total.add(try readSkippedWriters())
         return total
     }
@@ -106,17 +106,15 @@ extension Engine {
         _ = try? connection.execute("DELETE FROM tandem._followers WHERE backend_pid = pg_backend_pid()")
     }
 
-    /// Not awake is written even if the row went missing: a follower with no
-    /// row would let writers skip NOTIFY while it sleeps.
-    func markAwake(_ awake: Bool) throws {
-        if awake {
-            try connection.execute("UPDATE tandem._followers SET awake = true WHERE backend_pid = pg_backend_pid()")
-        } else {
-            try connection.execute("""
-                INSERT INTO tandem._followers (backend_pid) VALUES (pg_backend_pid())
-                ON CONFLICT (backend_pid) DO UPDATE SET awake = false
-                """)
-        }
+    /// Marks this follower not awake (a live pass marks it awake:
+    /// `PassFunction.livePass(wake:)`). Written even if the row went
+    /// missing: a follower with no row would let writers skip NOTIFY while
+    /// it sleeps.
+    func markAsleep() throws {
+        try connection.execute("""
+            INSERT INTO tandem._followers (backend_pid) VALUES (pg_backend_pid())
+            ON CONFLICT (backend_pid) DO UPDATE SET awake = false
+            """)
     }
 
     /// Waits (at most 100 ms) until no writer that skipped NOTIFY is running:
