@@ -191,10 +191,12 @@ extension ModuleCompiler {
              ON \(raw: users).email = lower(btrim(\(raw: "\(alias)_ow\(index)").\(identifier: source.emailColumn)))
             """
         let column = module.fields[index].column(target)
-        return (join, (column, """
-            coalesce(\(raw: users).id,\
-             (SELECT s.\(raw: target.rawValue)_setup_user FROM _tandem_session s)::\(raw: app.userKey.baseType))::\(raw: column.baseType)
-            """))
+        return (join, (column, "coalesce(\(raw: users).id, \(actingUser(target)))::\(raw: column.baseType)"))
+    }
+
+    /// The acting user of `side`, the owner when no user has the email (R13).
+    func actingUser(_ side: Side) -> SQL {
+        "(SELECT s.\(raw: side.rawValue)_setup_user FROM _tandem_session s)::\(raw: integration.app(side).userKey.baseType)"
     }
 
     /// The user of `side` with this email, else the acting user (R13).
@@ -204,7 +206,7 @@ extension ModuleCompiler {
         return """
             coalesce((SELECT u.\(identifier: key) FROM \(qualified: app.users.schema, app.users.name) u\
              WHERE lower(btrim(u.\(identifier: app.emailColumn))) = \(email) ORDER BY u.\(identifier: key) LIMIT 1),\
-             (SELECT s.\(raw: side.rawValue)_setup_user FROM _tandem_session s)::\(raw: app.userKey.baseType))::\(raw: column.baseType)
+             \(actingUser(side)))::\(raw: column.baseType)
             """
     }
 
