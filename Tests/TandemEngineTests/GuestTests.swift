@@ -521,19 +521,25 @@ final class GuestTests: XCTestCase {
 
     // MARK: - Upgrade
 
-    func testB10_ADatabaseCapturedByTheOldPerOIDFunctionsUpgradesAndKeepsSyncing() throws {
-        let db = try TestDatabase()
-        // The tandem schema as migrations 0001-0004 left it, recorded as the
-        // migrator records them, and a tab activated with their capture.
+    /// The tandem schema as migrations 0001 to `last` left it, recorded as
+    /// the migrator records them (before it kept checksums).
+    func installMigrations(_ db: TestDatabase, through last: Int) throws {
         try db.execute("CREATE SCHEMA tandem")
         try db.execute("CREATE TABLE tandem.migrations (version int CONSTRAINT migrations_pk PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
         let folder = repositoryRoot.appendingPathComponent("sql/tandem")
         for file in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() where file.hasSuffix(".sql") {
             let name = String(file.dropLast(4))
-            guard let version = Int(name.prefix(4)), version <= 4 else { continue }
+            guard let version = Int(name.prefix(4)), version <= last else { continue }
             try db.sql.executeScript(String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
             try db.execute("INSERT INTO tandem.migrations (version, name) VALUES (\(version), \(name))")
         }
+    }
+
+    func testB10_ADatabaseCapturedByTheOldPerOIDFunctionsUpgradesAndKeepsSyncing() throws {
+        let db = try TestDatabase()
+        // The tandem schema as migrations 0001-0004 left it, recorded as the
+        // migrator records them, and a tab activated with their capture.
+        try installMigrations(db, through: 4)
         let perOID: SQL = "SELECT count(*) FROM pg_proc WHERE pronamespace = 'tandem'::regnamespace AND proname ~ '^_capture_[0-9]+$'"
         // What activation did then: the old _install_capture on the tab's tables.
         for table in ["pipeline.companies", "pipeline.contacts", "crm.accounts", "crm.contacts"] {
@@ -559,15 +565,7 @@ final class GuestTests: XCTestCase {
         let db = try TestDatabase()
         // The tandem schema as migrations 0001-0008 left it, and capture
         // installed by their _install_capture.
-        try db.execute("CREATE SCHEMA tandem")
-        try db.execute("CREATE TABLE tandem.migrations (version int CONSTRAINT migrations_pk PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-        let folder = repositoryRoot.appendingPathComponent("sql/tandem")
-        for file in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() where file.hasSuffix(".sql") {
-            let name = String(file.dropLast(4))
-            guard let version = Int(name.prefix(4)), version <= 8 else { continue }
-            try db.sql.executeScript(String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8))
-            try db.execute("INSERT INTO tandem.migrations (version, name) VALUES (\(version), \(name))")
-        }
+        try installMigrations(db, through: 8)
         for table in ["pipeline.companies", "pipeline.contacts", "crm.accounts", "crm.contacts"] {
             try db.execute("SELECT tandem._install_capture(\(table)::regclass, 'id')")
         }
