@@ -32,9 +32,10 @@ extension Engine {
     /// One sync pass, in one transaction (B5): a chunk of a running job,
     /// every change committed since the cursor, waiting records whose parents
     /// were linked, failed records due for a retry, and deferred records.
-    /// The pass runs in READ COMMITTED and locks the rows it merges with
-    /// FOR UPDATE SKIP LOCKED: records users are writing right now are
-    /// deferred, never waited for, and the rest of the batch commits (B11).
+    /// The pass runs in READ COMMITTED and locks the rows it may write with
+    /// FOR NO KEY UPDATE SKIP LOCKED (`ModuleCompiler.lockRows`): records
+    /// users are writing right now are deferred, never waited for, and the
+    /// rest of the batch commits (B11).
     /// A transient failure (deadlock, a lock timeout on an insert) rolls the
     /// pass back and it runs again after a short back-off.
     /// tandem_cancel() from another thread interrupts it: it rolls back and
@@ -99,11 +100,8 @@ extension Engine {
     /// (`PassFunction`), which reads every change committed since the cursor,
     /// waiting records whose parents were linked, failed records due for a
     /// retry and deferred records, merges and applies them and moves the
-    /// cursor, all in one transaction (B5). The pass runs in READ COMMITTED
-    /// and locks the rows it merges with FOR UPDATE SKIP LOCKED: records
-    /// users are writing right now are deferred, never waited for, and the
-    /// rest of the batch commits (B11). When a tab runs a background job, the
-    /// pass also takes the job's next chunk.
+    /// cursor, all in one transaction (B5), locking as `pass()` says. When a
+    /// tab runs a background job, the pass also takes the job's next chunk.
     func passOnce(_ bound: Bound, events: inout [String]) throws -> PassSummary {
         let started = Date()
         let result = try connection.execute(PassFunction.livePass(configVersion: bound.configVersion, wake: wakeWithNextPass)).scalar
