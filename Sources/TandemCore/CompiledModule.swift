@@ -25,6 +25,10 @@ public struct CompiledModule: Sendable {
     public let retryWaiting: SQL
     public let match: BySide<SQL?>
     public let prepareCreate: BySide<SQL>
+    /// The same, for a large batch: whether a candidate is linked is asked
+    /// of the pass's pairs.
+    public let matchLarge: BySide<SQL?>
+    public let prepareCreateLarge: BySide<SQL>
     public let create: BySide<ApplyStatement>
     /// The same, with owners by one join (for a large batch).
     public let createLarge: BySide<ApplyStatement>
@@ -59,6 +63,8 @@ public struct CompiledModule: Sendable {
         lockRows = BySide { compiler.lockRows($0) }
         match = BySide { compiler.match(from: $0) }
         prepareCreate = BySide { compiler.prepareCreate(from: $0) }
+        matchLarge = BySide { compiler.match(from: $0, large: true) }
+        prepareCreateLarge = BySide { compiler.prepareCreate(from: $0, large: true) }
         create = BySide { compiler.create(from: $0) }
         createLarge = BySide { compiler.create(from: $0, ownersByJoin: true) }
         linkCreated = BySide { compiler.linkCreated(from: $0) }

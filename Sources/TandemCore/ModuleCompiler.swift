@@ -291,13 +291,29 @@ public struct ModuleCompiler: Sendable {
         """
     }
 
+    /// Whether candidate `id` of `side` has no link. Once `linkedPairs` has
+    /// run, every linked candidate has a pair (and a candidate deferred with
+    /// its pair left the pass with it), so a large batch asks the pairs of
+    /// this pass, which hold at most a batch, instead of the module's links,
+    /// which a hash join would read whole for every chunk of an initial sync
+    /// (at 300,000 records per module three times per chunk). A small batch
+    /// probes the links' index, one lookup per candidate.
+    func unlinkedCandidate(_ side: Side, id: SQL, large: Bool) -> SQL {
+        guard large else { return unlinked(side, id: id) }
+        let column = side == .pipeline ? "p_id" : "c_id"
+        return "NOT EXISTS (SELECT 1 FROM \(raw: pairsTable) pr WHERE pr.\(raw: column) = \(id))"
+    }
+
     /// B3: unlinked candidates of `side` paired with unlinked records of the
     /// other side that have the same normalized match value. Duplicates on a
     /// side pair up in key order, one to one (numbered per key on each side,
     /// then grouped by key and number). The other side is probed once per key
-    /// through its match index and nothing else; links are checked once, set-
-    /// wise, afterwards: no estimate can make the plan repeat a scan per key.
-    public func match(from side: Side) -> SQL? {
+    /// through its match index and nothing else (`OFFSET 0` keeps the probe a
+    /// subquery, which no plan can turn into a scan of the whole other side
+    /// computing every record's match value: at a million records that scan
+    /// ran once per chunk); links are checked once, set-wise, afterwards: no
+    /// estimate can make the plan repeat a scan per key.
+    public func match(from side: Side, large: Bool = false) -> SQL? {
         guard let rule = module.match else { return nil }
         let other = side.other
         let mine: SQL = Self.normalized("r.\(identifier: rule.column(side).name)")
@@ -310,13 +326,13 @@ public struct ModuleCompiler: Sendable {
                 FROM _tandem_candidates c
                 JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
                WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
-                 AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r"))),
+                 AND \(unlinkedCandidate(side, id: "c.record_id", large: large)) AND \(inView(side, alias: "r"))),
             probed AS MATERIALIZED (
               SELECT keys.k, o.record_id, o.id
                 FROM (SELECT DISTINCT k FROM fresh WHERE k IS NOT NULL AND k <> '') keys
                CROSS JOIN LATERAL (
                  SELECT o.\(identifier: otherKey)::text AS record_id, o.\(identifier: otherKey) AS id
-                   FROM \(table(other)) o WHERE \(theirs) = keys.k) o),
+                   FROM \(table(other)) o WHERE \(theirs) = keys.k OFFSET 0) o),
             sides AS (
               SELECT k, 0 AS side, record_id, row_number() OVER (PARTITION BY k ORDER BY id) AS n
                 FROM fresh WHERE k IS NOT NULL AND k <> ''
@@ -341,7 +357,7 @@ public struct ModuleCompiler: Sendable {
     /// Unlinked, unmatched candidates of `side`: each gets the key its copy
     /// will have on the other side (the other table's own default), or waits
     /// when it refers to a parent not linked yet (R11).
-    public func prepareCreate(from side: Side) -> SQL {
+    public func prepareCreate(from side: Side, large: Bool = false) -> SQL {
         let projection = projection(side, alias: "r")
         let target = side.other
         let newKey = key(target).defaultExpression ?? "NULL"
@@ -352,7 +368,7 @@ public struct ModuleCompiler: Sendable {
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
               \(projection.joins)
              WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
-               AND \(unlinked(side, id: "c.record_id")) AND \(inView(side, alias: "r")) AND \(hasParent(side, alias: "r"))
+               AND \(unlinkedCandidate(side, id: "c.record_id", large: large)) AND \(inView(side, alias: "r")) AND \(hasParent(side, alias: "r"))
             """
     }
 

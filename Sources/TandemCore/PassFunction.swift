@@ -127,7 +127,10 @@ public struct PassFunction: Sendable {
         body.line("RETURN ARRAY[_read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm, _conflicts, 0, _waiting, _deferred];")
         return function(
             "tandem_merge_\(large ? "large" : "small")(_syncing text[])",
-            settings: large ? "" : " SET enable_hashjoin = off SET enable_mergejoin = off",
+            // A large batch sorts and hashes up to a chunk of records (50,000
+            // in an initial sync) at a time: with the default 4 MB the sorts of
+            // the match spilled to disk.
+            settings: large ? " SET work_mem = '32MB'" : " SET enable_hashjoin = off SET enable_mergejoin = off",
             declarations: """
               _linked_modules text[] := '{}';
               _n bigint;
@@ -296,9 +299,12 @@ public struct PassFunction: Sendable {
         out.line(try Self.statement(module.forgetWaiting))
         out.line(try Self.statement(module.linkedPairs))
         out.line("GET DIAGNOSTICS _linked = ROW_COUNT;")
+        // The match and the copies ask the pairs which candidates are linked
+        // (`unlinkedCandidate`): planned on the pairs as they are now.
+        if large { out.line("IF _linked > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
         // Some candidates have no link yet: match them (B3), else copy them.
         let matches = try Side.allCases.compactMap { side -> String? in
-            guard let match = module.match[side] else { return nil }
+            guard let match = (large ? module.matchLarge : module.match)[side] else { return nil }
             return try Self.statement(match) + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
         }
         if !matches.isEmpty {
@@ -319,7 +325,7 @@ public struct PassFunction: Sendable {
         out.line("IF _candidates > _linked THEN")
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
-            out.line(try Self.statement(module.prepareCreate[side]))
+            out.line(try Self.statement((large ? module.prepareCreateLarge : module.prepareCreate)[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
             if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
