@@ -105,8 +105,11 @@ extension Engine {
 
     /// Where each scan of the tabs' background jobs (initial sync, edit sync,
     /// reactivation) stands, tabs in sync order, modules parents first, scans
-    /// in the order they run.
-    public func jobProgress() throws -> [JobScanProgress] {
+    /// in the order they run. `counting`: false leaves the records a scan
+    /// has still to read uncounted (its total is what it read until it is
+    /// done), which costs one small query instead of a scan of every
+    /// remaining record (`JobScanProgress.keepingTotal(of:)`).
+    public func jobProgress(counting: Bool = true) throws -> [JobScanProgress] {
         let bound = try requireBound()
         return try database {
             let states = try tabStates(bound.id)
@@ -121,7 +124,7 @@ extension Engine {
                         let read = (entry["read"] as? NSNumber)?.int64Value ?? 0
                         let done = entry["done"] as? Bool == true
                         var total = read
-                        if !done {
+                        if !done && counting {
                             let after = entry["after"] as? String
                             let statement: SQL
                             switch scan {
@@ -243,6 +246,19 @@ public struct JobScanProgress: Sendable, Equatable {
 
     /// 0...100.
     public var percent: Int { total == 0 ? (done ? 100 : 0) : Int(read * 100 / total) }
+
+    /// Whether `other` is the same scan of the same job.
+    public func isSameScan(as other: JobScanProgress) -> Bool {
+        (tab, job, module, scan) == (other.tab, other.job, other.module, other.scan)
+    }
+
+    /// This scan (read uncounted) with the total of `counted`, the same scan
+    /// counted earlier: every record read since came out of the records it
+    /// had still to read then, so the total holds while the scan runs.
+    public func keepingTotal(of counted: JobScanProgress?) -> JobScanProgress {
+        guard !done, let counted, isSameScan(as: counted) else { return self }
+        return JobScanProgress(tab: tab, job: job, module: module, scan: scan, read: read, total: max(read, counted.total), done: done)
+    }
 
     var json: [String: Any] {
         ["module": module, "scan": scan, "job": job, "read": read, "total": total, "done": done]

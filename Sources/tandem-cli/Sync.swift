@@ -29,7 +29,8 @@ struct Sync: ParsableCommand {
         var total = PassSummary()
         var passes = 0
         var progress: [JobScanProgress] = []
-        var progressCountedAt = Date.distantPast
+        var counted: [JobScanProgress] = []
+        var countedScan: JobScanProgress?
         let started = Date()
         while true {
             let session = engine.backendPID
@@ -56,12 +57,22 @@ struct Sync: ParsableCommand {
             passes += 1
             total.add(summary)
             // The totals of a job's progress count the records left to
-            // read, a scan of every remaining record: at a million records
-            // per module about a second per pass. Counted at the first pass
-            // of a job and then at most every five seconds.
-            if summary.initialChunk && Date().timeIntervalSince(progressCountedAt) >= 5 {
-                progress = (try? engine.jobProgress()) ?? []
-                progressCountedAt = Date()
+            // read, a scan of every remaining record (at a million records
+            // per module about a second). They are counted when a scan
+            // starts, which corrects what the scans before it linked of the
+            // later ones; while it runs, a pass reads only how far each
+            // scan got and keeps the totals.
+            if summary.initialChunk {
+                let now = (try? engine.jobProgress(counting: false)) ?? []
+                let current = now.first { !$0.done }
+                let newScan = current.map { scan in !(countedScan.map(scan.isSameScan) ?? false) } ?? false
+                if counted.isEmpty || newScan {
+                    counted = (try? engine.jobProgress()) ?? now
+                    countedScan = current
+                    progress = counted
+                } else {
+                    progress = now.map { scan in scan.keepingTotal(of: counted.first(where: scan.isSameScan)) }
+                }
             }
             display.pass(passes, summary, summary.initialChunk ? progress : [])
             if !summary.didWork { break }
