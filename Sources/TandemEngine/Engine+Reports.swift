@@ -238,9 +238,10 @@ public struct JobScanProgress: Sendable, Equatable {
     public let scan: String
     /// Records read so far.
     public let read: Int64
-    /// `read` plus the records still to read, counted when asked; `read`
-    /// once the scan is done. Records linked meanwhile from the other side
-    /// drop out of it, so it can shrink while the job runs.
+    /// `read` plus the records still to read, counted when asked (`read`
+    /// alone when `jobProgress(counting: false)` gave it); `read` once the
+    /// scan is done. Records linked meanwhile from the other side drop out
+    /// of it, so it can shrink while the job runs.
     public let total: Int64
     public let done: Bool
 
