@@ -44,6 +44,8 @@ public struct CompiledModule: Sendable {
     public let markDeleted: SQL
     public let rememberWaitingPairs: BySide<SQL?>
     public let lockRows: BySide<SQL>
+    /// The same lock, writing down what the pass holds (after a lock that missed some).
+    public let recordLocked: BySide<SQL>
     public let deferContended: SQL
 
     public init(_ compiler: ModuleCompiler) {
@@ -61,6 +63,7 @@ public struct CompiledModule: Sendable {
         markDeleted = compiler.markDeleted
         deferContended = compiler.deferContended
         lockRows = BySide { compiler.lockRows($0) }
+        recordLocked = BySide { compiler.lockRows($0, recording: true) }
         match = BySide { compiler.match(from: $0) }
         prepareCreate = BySide { compiler.prepareCreate(from: $0) }
         matchLarge = BySide { compiler.match(from: $0, large: true) }

@@ -319,6 +319,7 @@ public struct PassFunction: Sendable {
             out.line("_missing := _missing + _n;")
         }
         out.line("IF _missing > 0 THEN")
+        for side in Side.allCases { out.line(try Self.statement(module.recordLocked[side])) }
         out.line(try Self.statement(module.deferContended))
         out.line("GET DIAGNOSTICS _n = ROW_COUNT; _deferred := _deferred + _n;")
         out.line("END IF;")
