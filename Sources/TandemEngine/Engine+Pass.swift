@@ -159,7 +159,7 @@ extension Engine {
         // per module). Analyzed when the links made for a module since
         // outnumber half of what the statistics count for it (the mirrors
         // by their key only: no plan looks at the rest).
-        if try linksNeedAnalyze() {
+        if linksNeedAnalyze() {
             let rows = try connection.execute(batch: [
                 "ANALYZE tandem.links, tandem.mirrors (link_id)",
                 """
@@ -199,7 +199,7 @@ extension Engine {
     /// than half of what they count for it (and over a hundred: a thousand
     /// links the statistics do not know make each anti-join of a chunk of a
     /// thousand records cost 0.15 s).
-    func linksNeedAnalyze() throws -> Bool {
+    func linksNeedAnalyze() -> Bool {
         guard let planned = linksPlanned else { return true }
         return linksMadeSinceAnalyze.contains { module, made in
             made > max(100, (planned[module] ?? 0) / 2)

@@ -28,9 +28,7 @@ struct Sync: ParsableCommand {
 
         var total = PassSummary()
         var passes = 0
-        var progress: [JobScanProgress] = []
         var counted: [JobScanProgress] = []
-        var countedScan: JobScanProgress?
         let started = Date()
         while true {
             let session = engine.backendPID
@@ -62,19 +60,19 @@ struct Sync: ParsableCommand {
             // starts, which corrects what the scans before it linked of the
             // later ones; while it runs, a pass reads only how far each
             // scan got and keeps the totals.
+            var progress: [JobScanProgress] = []
             if summary.initialChunk {
                 let now = (try? engine.jobProgress(counting: false)) ?? []
-                let current = now.first { !$0.done }
-                let newScan = current.map { scan in !(countedScan.map(scan.isSameScan) ?? false) } ?? false
-                if counted.isEmpty || newScan {
+                let current = now.first { !$0.done }, countedCurrent = counted.first { !$0.done }
+                let scanStarted = current.map { scan in countedCurrent.map(scan.isSameScan) != true } ?? false
+                if counted.isEmpty || scanStarted {
                     counted = (try? engine.jobProgress()) ?? now
-                    countedScan = current
                     progress = counted
                 } else {
                     progress = now.map { scan in scan.keepingTotal(of: counted.first(where: scan.isSameScan)) }
                 }
             }
-            display.pass(passes, summary, summary.initialChunk ? progress : [])
+            display.pass(passes, summary, progress)
             if !summary.didWork { break }
         }
         display.finish(passes, total, Date().timeIntervalSince(started))
