@@ -182,21 +182,33 @@ final class GuestTests: XCTestCase {
 
     // MARK: - Capture that costs writers little (issue 9)
 
-    /// Tandem's triggers on the watched tables that are row-level, keep no
-    /// transition table and carry the WHEN clause on tandem.applying_xid.
-    func rowCaptureTriggers(_ db: TestDatabase) throws -> Int {
-        try db.count("""
-            SELECT count(*) FROM pg_trigger t JOIN tandem.watched_tables w ON w.table_oid = t.tgrelid
-             WHERE t.tgname LIKE '\\_900\\_tandem\\_capture\\_%' AND t.tgtype & 1 = 1
-               AND t.tgnewtable IS NULL AND t.tgoldtable IS NULL
-               AND pg_get_triggerdef(t.oid) LIKE '%WHEN%tandem.applying_xid%'
+    /// Tandem's triggers on the watched tables that are row-level and keep no
+    /// transition table, with their timing and whether they carry the WHEN
+    /// clause on tandem.applying_xid: BEFORE UPDATE and BEFORE DELETE without
+    /// one (migration 0013), AFTER INSERT with one after the BEFORE INSERT check.
+    func rowCaptureTriggers(_ db: TestDatabase) throws -> String? {
+        try db.scalar("""
+            SELECT string_agg(kind || ' ' || n, ', ' ORDER BY kind) FROM (
+                SELECT t.tgname || CASE WHEN t.tgtype & 2 = 2 THEN ' before' ELSE ' after' END
+                       || CASE WHEN pg_get_triggerdef(t.oid) LIKE '%WHEN%tandem.applying_xid%' THEN ' when' ELSE '' END AS kind,
+                       count(*) AS n
+                  FROM pg_trigger t JOIN tandem.watched_tables w ON w.table_oid = t.tgrelid
+                 WHERE t.tgname LIKE '\\_900\\_tandem\\_capture\\_%' AND t.tgtype & 1 = 1
+                   AND t.tgnewtable IS NULL AND t.tgoldtable IS NULL
+                 GROUP BY 1) triggers
             """)
     }
+
+    /// What rowCaptureTriggers finds on the four tables of contacts_companies.
+    static let captureOnFourTables = """
+        _900_tandem_capture_delete before 4, _900_tandem_capture_insert after when 4, \
+        _900_tandem_capture_update before 4, _900_tandem_capture_verify before when 4
+        """
 
     func testB4_APassWritesNothingToTheLogAndEveryRowAnAppWritesIsLogged() throws {
         let db = try TestDatabase()
         let engine = try db.syncedEngine()
-        XCTAssertEqual(try rowCaptureTriggers(db), 16, "three AFTER ROW capture triggers and one BEFORE ROW check on each of four tables")
+        XCTAssertEqual(try rowCaptureTriggers(db), Self.captureOnFourTables)
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log"), 0, "the initial sync logged none of its own writes")
 
         // Every row of a statement is logged, in the writer's transaction.
@@ -218,6 +230,17 @@ final class GuestTests: XCTestCase {
         try writer.execute("SET tandem.applying_xid = 'on'")
         try writer.execute("UPDATE pipeline.contacts SET phone = 'for the session' WHERE id = 8")
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log WHERE record_id IN ('6', '8')"), 2)
+        // An update that changes the key logs the old key and the new one.
+        try writer.execute("BEGIN")
+        try writer.execute("""
+            INSERT INTO pipeline.contacts (id, last_name, owner_id)
+            SELECT 9000, 'Renumbered', owner_id FROM pipeline.contacts WHERE id = 1
+            """)
+        try writer.execute("UPDATE pipeline.contacts SET id = -9000 WHERE id = 9000")
+        XCTAssertEqual(try writer.execute("""
+            SELECT string_agg(record_id || operation::text, ',' ORDER BY record_id, operation) FROM tandem.change_log WHERE xid = pg_current_xact_id()
+            """).scalar, "-9000U,9000I,9000U")
+        try writer.execute("ROLLBACK")
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log WHERE record_id = '7'"), 0)
 
         // One pass writes seven CRM contacts and leaves nothing in the log: its
@@ -576,7 +599,7 @@ final class GuestTests: XCTestCase {
 
         let engine = try db.engine()
         XCTAssertEqual(try db.count(statementLevel), 0, "the upgrade replaced every statement-level trigger")
-        XCTAssertEqual(try rowCaptureTriggers(db), 16)
+        XCTAssertEqual(try rowCaptureTriggers(db), Self.captureOnFourTables)
         try engine.configure(TestDatabase.defaultConfig)
         try engine.activate("contacts_companies")
         try engine.passUntilQuiet()
