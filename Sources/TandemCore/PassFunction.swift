@@ -9,7 +9,7 @@ import TandemPostgres
 /// the one place that decides their order and which of them run (B2–B6,
 /// B11, R11).
 ///
-/// `tandem_pass(config_version, prepared, chunk, kind, wake)` returns bigint[]:
+/// `tandem_pass(config_version, prepared, chunk, kind)` returns bigint[]:
 /// a status, then the counts of `PassSummary` (see `Result`).
 ///  - `prepared` false: a live pass. The function empties the work tables
 ///    and reads the change log; when a tab runs a background job it returns
@@ -67,15 +67,13 @@ public struct PassFunction: Sendable {
     }
 
     /// The call of a live pass, with the version the engine is bound to.
-    /// `wake`: the pass first marks this follower awake in
-    /// tandem._followers (migration 0010), in the same round trip.
-    public static func livePass(configVersion: Int64, wake: Bool = false) -> SQL {
-        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, false, NULL, 'incremental', \(raw: wake ? "true" : "false"))"
+    public static func livePass(configVersion: Int64) -> SQL {
+        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, false, NULL, 'incremental')"
     }
 
     /// The call of a job's pass, inside the engine's transaction.
     public static func jobPass(configVersion: Int64, chunk: Int64?, kind: String) -> SQL {
-        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, true, \(chunk.map(String.init))::bigint, \(kind), false)"
+        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, true, \(chunk.map(String.init))::bigint, \(kind))"
     }
 
     /// The `CREATE OR REPLACE FUNCTION` statements of `pg_temp.tandem_pass`
@@ -91,7 +89,7 @@ public struct PassFunction: Sendable {
     public func definitions() -> [String]? {
         guard let small = try? merge(large: false), let large = try? merge(large: true) else { return nil }
         return [small, large, function(
-            "tandem_pass(_config_version bigint, _prepared boolean, _chunk bigint, _kind text, _wake boolean)", settings: "",
+            "tandem_pass(_config_version bigint, _prepared boolean, _chunk bigint, _kind text)", settings: "",
             declarations: """
               _started timestamptz := clock_timestamp();
               _current pg_snapshot;
@@ -208,9 +206,6 @@ public struct PassFunction: Sendable {
     var prologue: String {
         let clear = Self.passTables.map { "DELETE FROM \($0);" }.joined(separator: "\n  ")
         return """
-            IF _wake THEN
-              UPDATE tandem._followers SET awake = true WHERE backend_pid = pg_backend_pid();
-            END IF;
             IF NOT _prepared THEN
               \(clear)
             END IF;

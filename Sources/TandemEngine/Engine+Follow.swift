@@ -45,17 +45,18 @@ extension Engine {
         // Awake, this follower passes until the log is quiet, and writers
         // skip NOTIFY (migration 0010). Before it returns it is marked not
         // awake and waits out those writers, and reads what they committed.
-        // The first live pass marks it awake, in the same round trip; a
-        // standby never gets that far.
-        wakeWithNextPass = true
-        defer { wakeWithNextPass = false }
+        // It is marked awake after its first pass, which an edit waits for;
+        // writers notify until then. A standby never gets that far.
         do {
+            // What woke it is read by the first pass.
+            _ = try database { try connection.notifications() }
+            total.add(try pass())
+            try database { try markAwake() }
+            if total.didWork { total.add(try passUntilQuiet()) }
             // A notification that arrives while a pass runs is buffered by
             // libpq, and the socket will not signal it again: look until none
             // is left.
-            var first = true
-            while try database({ try !connection.notifications().isEmpty }) || first {
-                first = false
+            while try database({ try !connection.notifications().isEmpty }) {
                 total.add(try passUntilQuiet())
             }
         } catch let error as TandemError where error.code == .busy {
@@ -90,31 +91,52 @@ extension Engine {
     func joinFollowers() throws {
         // Once per session (a rebind within a transaction keeps the row).
         guard followerSession != connection.backendPID else { return }
-        try connection.execute("""
-            DELETE FROM tandem._followers f WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = f.backend_pid)
-            """)
-        try connection.execute("""
+        try changeFollowers([
+            "DELETE FROM tandem._followers f WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = f.backend_pid)",
+            """
             INSERT INTO tandem._followers (backend_pid) VALUES (pg_backend_pid())
             ON CONFLICT (backend_pid) DO UPDATE SET awake = false, registered_at = now()
-            """)
+            """,
+        ])
         followerSession = connection.backendPID
         skippedWritersPending = !(try waitOutSkippedWriters())
     }
 
     /// Takes this session out of tandem._followers (on close).
     func leaveFollowers() {
-        _ = try? connection.execute("DELETE FROM tandem._followers WHERE backend_pid = pg_backend_pid()")
+        _ = try? changeFollowers(["DELETE FROM tandem._followers WHERE backend_pid = pg_backend_pid()"])
     }
 
-    /// Marks this follower not awake (a live pass marks it awake:
-    /// `PassFunction.livePass(wake:)`). Written even if the row went
+    /// Marks this follower awake: writers that read the count next skip
+    /// NOTIFY while no other follower sleeps.
+    func markAwake() throws {
+        try changeFollowers(["UPDATE tandem._followers SET awake = true WHERE backend_pid = pg_backend_pid()"])
+    }
+
+    /// Marks this follower not awake. Written even if the row went
     /// missing: a follower with no row would let writers skip NOTIFY while
     /// it sleeps.
     func markAsleep() throws {
-        try connection.execute("""
+        try changeFollowers(["""
             INSERT INTO tandem._followers (backend_pid) VALUES (pg_backend_pid())
             ON CONFLICT (backend_pid) DO UPDATE SET awake = false
-            """)
+            """])
+    }
+
+    /// Changes tandem._followers and sets the count writers read,
+    /// tandem._sleeping_followers, in one transaction that holds the table
+    /// in SHARE ROW EXCLUSIVE mode: no other follower counts in between, and
+    /// the count sees what they committed (migration 0013).
+    func changeFollowers(_ changes: [SQL]) throws {
+        do {
+            try connection.execute(batch: ["BEGIN", "SET LOCAL lock_timeout = '2s'",
+                                           "LOCK TABLE tandem._followers IN SHARE ROW EXCLUSIVE MODE"] + changes + ["""
+                SELECT setval('tandem._sleeping_followers', (SELECT count(*) FROM tandem._followers WHERE NOT awake), true)
+                """, "COMMIT"])
+        } catch {
+            _ = try? rollbackIfOpen()
+            throw error
+        }
     }
 
     /// Waits (at most 100 ms) until no writer that skipped NOTIFY is running:

@@ -104,8 +104,7 @@ extension Engine {
     /// tab runs a background job, the pass also takes the job's next chunk.
     func passOnce(_ bound: Bound, events: inout [String]) throws -> PassSummary {
         let started = Date()
-        let result = try connection.execute(PassFunction.livePass(configVersion: bound.configVersion, wake: wakeWithNextPass)).scalar
-        wakeWithNextPass = false
+        let result = try connection.execute(PassFunction.livePass(configVersion: bound.configVersion)).scalar
         var (status, summary) = try passResult(result, bound)
         var chunk: JobChunk?
         if status == .job {

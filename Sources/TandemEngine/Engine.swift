@@ -104,9 +104,6 @@ public final class Engine {
     /// Writers that skipped NOTIFY while this follower was awake are still
     /// running: it polls until it has waited them out and read their changes.
     var skippedWritersPending = false
-    /// The next live pass marks this follower awake first (processArrived),
-    /// which saves the wake-up its own round trip.
-    var wakeWithNextPass = false
     /// The session (backend pid) listed in tandem._followers; 0: none yet.
     var followerSession: Int32 = 0
     let stopSignal: StopSignal

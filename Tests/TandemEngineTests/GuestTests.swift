@@ -304,9 +304,19 @@ final class GuestTests: XCTestCase {
         let engine = try db.syncedEngine()
         try engine.process()
         XCTAssertEqual(try db.scalar("SELECT awake::text FROM tandem._followers WHERE backend_pid = \(Int(engine.backendPID))"), "false")
-        // As while a process() call passes: the follower is awake, and the
-        // writers skip NOTIFY. One commits; the other stays open.
-        try db.execute("UPDATE tandem._followers SET awake = true")
+        XCTAssertEqual(try db.scalar("SELECT pg_sequence_last_value('tandem._sleeping_followers')"), "1",
+                       "the count writers read says one follower sleeps")
+        // Another session listens on the channel and sees what writers notify.
+        let listener = try Connection(conninfo: db.conninfo)
+        defer { listener.close() }
+        try listener.execute("LISTEN tandem")
+        // As while a process() call passes: the follower is awake (set as the
+        // engine sets it), and the writers skip NOTIFY. One commits; the
+        // other stays open.
+        try db.sql.execute(batch: ["BEGIN", "LOCK TABLE tandem._followers IN SHARE ROW EXCLUSIVE MODE",
+                               "UPDATE tandem._followers SET awake = true",
+                               "SELECT setval('tandem._sleeping_followers', (SELECT count(*) FROM tandem._followers WHERE NOT awake), true)",
+                               "COMMIT"])
         let open = try Connection(conninfo: db.conninfo)
         defer { open.close() }
         try open.execute("BEGIN")
@@ -314,6 +324,8 @@ final class GuestTests: XCTestCase {
         try db.execute("UPDATE pipeline.contacts SET phone = 'skipped, committed' WHERE id = 2")
         XCTAssertEqual(try db.count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock'"), 1,
                        "the open writer holds the lock the follower waits out")
+        try listener.execute("SELECT 1")
+        XCTAssertEqual(try listener.notifications().count, 0, "the committed writer skipped NOTIFY")
         // The follower passes, reads the committed change, is marked not awake,
         // and cannot wait out the open writer yet: it polls.
         try engine.process()
@@ -328,11 +340,16 @@ final class GuestTests: XCTestCase {
         // Asleep, the follower is woken by every writer as before.
         try db.execute("UPDATE pipeline.contacts SET phone = 'notified' WHERE id = 3")
         XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) { try crmPhone(db, "3") == "notified" })
+        XCTAssertTrue(try processWhenTheSocketSaysSo(engine, within: 10) {
+            try listener.execute("SELECT 1")
+            return !(try listener.notifications().isEmpty)
+        }, "the writer notified the listening session too")
 
         // A writer skips NOTIFY when no follower is listed at all. A follower
         // that joins while it is open reads its change once it commits.
         engine.close()
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem._followers"), 0, "a closed handle leaves the followers")
+        XCTAssertEqual(try db.scalar("SELECT pg_sequence_last_value('tandem._sleeping_followers')"), "0", "and the count")
         try db.execute("UPDATE pipeline.contacts SET phone = 'nobody listening' WHERE id = 4")
         try open.execute("BEGIN")
         try open.execute("UPDATE pipeline.contacts SET phone = 'joined meanwhile' WHERE id = 5")
