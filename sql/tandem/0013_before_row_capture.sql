@@ -34,8 +34,10 @@
 --   rows in one transaction that holds tandem._followers in SHARE ROW
 --   EXCLUSIVE mode (only Tandem's role can lock it): the counts of two
 --   followers never interleave, and each counts what the other committed.
---   setval is not transactional: the counter is right or too high until the
---   transaction ends, and too high only makes writers notify. Going to
+--   setval is not transactional, so the counter changes before the commit:
+--   lowered, it is already true of a follower that woke (it passes again
+--   before it sleeps) or left; raised, too high only makes writers notify.
+--   Going to
 --   sleep, a follower sets the counter to at least 1 before it waits out the
 --   writers holding the lock shared (0010), so a writer that read 0 either
 --   holds the lock and is read by the follower's last pass, or read the
