@@ -102,8 +102,10 @@ extension Engine {
         skippedWritersPending = !(try waitOutSkippedWriters())
     }
 
-    /// Takes this session out of tandem._followers (on close).
+    /// Takes this session out of tandem._followers (on close). A transaction
+    /// still open is rolled back first, as closing would.
     func leaveFollowers() {
+        _ = try? rollbackIfOpen()
         _ = try? changeFollowers(["DELETE FROM tandem._followers WHERE backend_pid = pg_backend_pid()"])
     }
 
