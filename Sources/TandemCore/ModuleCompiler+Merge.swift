@@ -25,6 +25,10 @@ extension ModuleCompiler {
             "(c.\(identifier: key(.crm).name) IS NOT NULL) AS c_exists",
             "coalesce(\(pipeline.waiting), false) AS p_wait", "coalesce(\(crm.waiting), false) AS c_wait",
             modified(.pipeline, alias: "p") + " AS p_mod", modified(.crm, alias: "c") + " AS c_mod",
+            // Once per statement: pasted into each field's decision, its two
+            // subqueries became two InitPlans per field, every one of them
+            // set up at the start of every pass.
+            "\(policy) AS policy",
         ]
         for field in fields {
             let name = module.fields[field].name
@@ -158,11 +162,12 @@ extension ModuleCompiler {
         return "\(raw: alias).\(identifier: column.name)::timestamptz"
     }
 
-    /// The conflict policy as SQL over the middle level's row `s`.
+    /// The conflict policy as SQL over the middle level's row `s`, whose
+    /// `policy` column the inner level computed once.
     /// latest: the later modified time wins; ties (and unknown times) go to the CRM app.
     var policyDecision: SQL {
         """
-        CASE \(policy) WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'
+        CASE s.policy WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'
              ELSE CASE WHEN s.p_mod > s.c_mod THEN 'c' ELSE 'p' END END
         """
     }
