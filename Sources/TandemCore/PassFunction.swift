@@ -266,6 +266,13 @@ public struct PassFunction: Sendable {
             -- writes (B4); only Tandem's role can write that table. The row is
             -- deleted before the pass returns: no other session ever sees it.
             INSERT INTO tandem._applying (xid) VALUES (pg_current_xact_id());
+            -- The pass commits without waiting for its WAL to reach the disk.
+            -- Its writes, links, mirrors and cursor are one transaction (B5): a
+            -- server crash keeps all of it or none, and what it loses is read
+            -- again from the change log, whose entries commit with the apps'
+            -- own transactions. A later commit that waits for the disk (any
+            -- app's) flushes the pass's WAL with its own.
+            PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
             """
     }
 

@@ -34,6 +34,30 @@ final class PassFunctionTests: XCTestCase {
         XCTAssertNil(analyzed, "work tables analyzed by a small pass: \(analyzed ?? "")")
     }
 
+    /// A pass that writes commits without waiting for the disk (its writes,
+    /// links, mirrors and cursor are one transaction: a crash loses all of it
+    /// or none, and the change log still holds what it read); the session
+    /// and every other transaction keep the server's setting.
+    func testAPassThatWritesCommitsAsynchronouslyAndOnlyItsOwnTransaction() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let bound = try engine.requireBound()
+        let connection = engine.connection
+        let call = PassFunction.livePass(configVersion: bound.configVersion)
+        XCTAssertEqual(try connection.execute("SHOW synchronous_commit").scalar, "on")
+        try connection.execute("BEGIN")
+        XCTAssertEqual(try connection.execute(call).scalar, "{0}", "quiet")
+        XCTAssertEqual(try connection.execute("SHOW synchronous_commit").scalar, "on", "a quiet pass writes nothing and changes nothing")
+        try connection.execute("ROLLBACK")
+        try db.execute("UPDATE pipeline.contacts SET phone = '+81 3 0000 0001' WHERE id = 1")
+        try connection.execute("BEGIN")
+        XCTAssertEqual(try connection.execute(call).scalar?.hasPrefix("{1,"), true, "worked")
+        XCTAssertEqual(try connection.execute("SHOW synchronous_commit").scalar, "off", "until this transaction ends")
+        try connection.execute("COMMIT")
+        XCTAssertEqual(try connection.execute("SHOW synchronous_commit").scalar, "on")
+        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = (SELECT crm_id::bigint FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '1')"), "+81 3 0000 0001")
+    }
+
     func testAPassRunsInReadCommittedWhateverTheDatabasesDefault() throws {
         let db = try TestDatabase()
         let name = try XCTUnwrap(try db.scalar("SELECT current_database()::text"))
