@@ -507,6 +507,29 @@ final class UncheckedBox<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
+/// Events are written by the engine's own JSON writer: the same JSON as
+/// Foundation's, keys sorted.
+final class EventJSONTests: XCTestCase {
+    func testEventJSONReadsBackAsTheObjectAndEscapesWhatJSONRequires() throws {
+        let object: [String: Any] = [
+            "type": "sync_pass", "changes_read": Int64(1), "count": 3, "pid": Int32(7), "duration_ms": 2.5,
+            "done": true, "failed": false, "after": NSNull(),
+            "text": "quote \" backslash \\ newline \n tab \t bell \u{7} 日本 🙂",
+            "list": [Int64(1), "two", [String: Any]()], "nested": ["b": 1, "a": [Any]()],
+        ]
+        let text = Engine.json(object)
+        let read = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary)
+        XCTAssertEqual(read, object as NSDictionary)
+        XCTAssertTrue(text.hasPrefix(#"{"after":null,"changes_read":1,"count":3,"done":true,"duration_ms":2.5,"#), text)
+        XCTAssertTrue(text.contains(#""text":"quote \" backslash \\ newline \n tab \t bell \u0007 日本 🙂""#), text)
+        XCTAssertTrue(text.contains(#""nested":{"a":[],"b":1}"#), text)
+        // An NSNumber (as read from JSON) goes through Foundation: it is a
+        // number, not a boolean.
+        XCTAssertEqual(Engine.json(["read": NSNumber(value: 1)]), #"{"read":1}"#)
+        XCTAssertEqual(Engine.json(["bad": Double.nan]), "{}", "not JSON: Foundation refuses it too")
+    }
+}
+
 final class ReportTests: XCTestCase {
     func testStatusAndEveryReportAreJSONFromTheViews() throws {
         let db = try TestDatabase()
