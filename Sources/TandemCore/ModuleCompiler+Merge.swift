@@ -13,8 +13,10 @@ import TandemPostgres
 /// (`OFFSET 0` keeps each level a subquery: every canonical value is computed
 /// once instead of being pasted into each decision that uses it.)
 extension ModuleCompiler {
-    /// Fills the work table from the pairs: canonical values of both sides,
-    /// their mirrors, and what to do with each field.
+    /// Fills the work table from the pairs: the hash of each side's canonical
+    /// value of every field, their mirrors, what to do with each field, and
+    /// the canonical values a write or a conflict needs (the rest stay NULL:
+    /// building a jsonb value costs more than all of a field's merge).
     public var buildWork: SQL {
         let pipeline = projection(.pipeline, alias: "p")
         let crm = projection(.crm, alias: "c")
@@ -31,26 +33,29 @@ extension ModuleCompiler {
             "\(policy) AS policy",
         ]
         for field in fields {
-            let name = module.fields[field].name
+            let f = String(field)
             inner += [
-                "\(pipeline.canonical[field]) AS p_f\(raw: String(field))",
-                "\(crm.canonical[field]) AS c_f\(raw: String(field))",
-                "\(mirrorHash(.pipeline, field: field)) AS bp_f\(raw: String(field))",
-                "\(mirrorHash(.crm, field: field)) AS bc_f\(raw: String(field))",
+                "\(pipeline.inputs[field].sql) AS p_v\(raw: f)",
+                "\(crm.inputs[field].sql) AS c_v\(raw: f)",
+                "\(mirrorHash(.pipeline, field: field)) AS bp_f\(raw: f)",
+                "\(mirrorHash(.crm, field: field)) AS bc_f\(raw: f)",
             ]
         }
-        // Second level: whether each side changed each field since the
-        // mirror, computed once (hashing is the costly part).
-        var changed: [SQL] = ["s0.*"]
+        // Second level: the hash of each side's canonical value of each
+        // field, computed once.
+        var hashed: [SQL] = ["s0.*"]
         for field in fields {
             let f = String(field)
-            changed += [
-                "(\(Self.hash("s0.p_f\(raw: f)")) IS DISTINCT FROM s0.bp_f\(raw: f)) AS pch_f\(raw: f)",
-                "(\(Self.hash("s0.c_f\(raw: f)")) IS DISTINCT FROM s0.bc_f\(raw: f)) AS cch_f\(raw: f)",
+            hashed += [
+                "\(pipeline.inputs[field].hash(of: "s0.p_v\(raw: f)")) AS ph_f\(raw: f)",
+                "\(crm.inputs[field].hash(of: "s0.c_v\(raw: f)")) AS ch_f\(raw: f)",
             ]
         }
         // Middle level: per field, the action ('c' write to CRM, 'p' write to the
         // pipeline app, 'x' conflict left alone) and whether it was a conflict.
+        // A side changed a field when its hash differs from its mirror's; the
+        // two sides differ when their hashes do (equal canonical values hash
+        // alike, 10.5 and 10.50 too).
         var middle: [SQL] = ["s.*"]
         var dirty: [SQL] = []
         // The field records were matched on (B3): until it was first synced
@@ -62,14 +67,15 @@ extension ModuleCompiler {
         }
         for field in fields {
             let f = String(field)
-            let p: SQL = "s.p_f\(raw: f)", c: SQL = "s.c_f\(raw: f)"
-            let pChanged: SQL = "s.pch_f\(raw: f)"
-            let cChanged: SQL = "s.cch_f\(raw: f)"
-            var differ: SQL = "(\(p) IS DISTINCT FROM \(c))"
+            let pChanged: SQL = "(s.ph_f\(raw: f) IS DISTINCT FROM s.bp_f\(raw: f))"
+            let cChanged: SQL = "(s.ch_f\(raw: f) IS DISTINCT FROM s.bc_f\(raw: f))"
+            var differ: SQL = "(s.ph_f\(raw: f) IS DISTINCT FROM s.ch_f\(raw: f))"
             if field == matchField {
+                let p = Self.normalized(pipeline.inputs[field].text(of: "s.p_v\(raw: f)"))
+                let c = Self.normalized(crm.inputs[field].text(of: "s.c_v\(raw: f)"))
                 differ = """
-                    (\(p) IS DISTINCT FROM \(c) AND NOT (s.bp_f\(raw: f) IS NULL AND s.bc_f\(raw: f) IS NULL\
-                     AND \(Self.normalized("(\(p) #>> '{}')")) = \(Self.normalized("(\(c) #>> '{}')"))))
+                    (s.ph_f\(raw: f) IS DISTINCT FROM s.ch_f\(raw: f) AND NOT (s.bp_f\(raw: f) IS NULL AND s.bc_f\(raw: f) IS NULL\
+                     AND \(p) = \(c)))
                     """
             }
             middle.append("""
@@ -83,15 +89,36 @@ extension ModuleCompiler {
             dirty.append("\(pChanged) OR \(cChanged)")
         }
         middle.append("(s.origin <> 'linked' OR \(dirty.isEmpty ? "false" : SQL.join(dirty, separator: " OR "))) AS dirty")
+        // Top level: the canonical values the writes and the conflicts read
+        // (`update`, `recordConflicts`); a field another field's value map
+        // reads as its context (`assignments`) keeps both.
+        let contexts = Set(module.fields.compactMap { field -> String? in
+            if case .mapped(let map) = field.kind { return map.contextField }
+            return nil
+        })
+        var values: [(String, SQL)] = []
+        for field in fields {
+            let f = String(field)
+            let always = contexts.contains(module.fields[field].name)
+            let p = pipeline.inputs[field].canonical(of: "d.p_v\(raw: f)")
+            let c = crm.inputs[field].canonical(of: "d.c_v\(raw: f)")
+            values += [
+                ("p_f\(f)", always ? p : "CASE WHEN d.act_f\(raw: f) = 'c' OR d.conflict_f\(raw: f) THEN \(p) END"),
+                ("c_f\(f)", always ? c : "CASE WHEN d.act_f\(raw: f) = 'p' OR d.conflict_f\(raw: f) THEN \(c) END"),
+            ]
+        }
         let acts: SQL = fields.isEmpty ? "ARRAY[]::\"char\"[]" : "ARRAY[\(raw: fields.map { "d.act_f\($0)" }.joined(separator: ", "))]::\"char\"[]"
         let conflicts: SQL = fields.isEmpty ? "false" : "\(raw: fields.map { "d.conflict_f\($0)" }.joined(separator: " OR "))"
-        let columns = workColumns
+        let copied = workColumns.filter { name in !values.contains { $0.0 == name } }
+        let columns = copied + values.map(\.0) + ["to_pipeline", "to_crm", "has_conflict"]
+        let selected: [SQL] = copied.map { "d.\(raw: $0)" } + values.map(\.1) + [
+            "coalesce('p' = ANY (\(acts)), false)", "coalesce('c' = ANY (\(acts)), false)", "coalesce(\(conflicts), false)",
+        ]
         return """
-            INSERT INTO \(raw: workTable) (\(raw: columns.joined(separator: ", ")), to_pipeline, to_crm, has_conflict)
-            SELECT \(raw: columns.map { "d.\($0)" }.joined(separator: ", ")),
-                   coalesce('p' = ANY (\(acts)), false), coalesce('c' = ANY (\(acts)), false), coalesce(\(conflicts), false)
+            INSERT INTO \(raw: workTable) (\(raw: columns.joined(separator: ", ")))
+            SELECT \(SQL.join(selected, separator: ",\n       "))
               FROM (SELECT \(SQL.join(middle, separator: ",\n ")) FROM (
-                    SELECT \(SQL.join(changed, separator: ",\n ")) FROM (
+                    SELECT \(SQL.join(hashed, separator: ",\n ")) FROM (
                       SELECT \(SQL.join(inner, separator: ",\n ")),
                              (pr.origin <> 'fresh' AND p.\(identifier: key(.pipeline).name) IS NOT NULL
                               AND c.\(identifier: key(.crm).name) IS NOT NULL
@@ -106,13 +133,6 @@ extension ModuleCompiler {
                        WHERE pr.origin <> 'fresh'
                        OFFSET 0) s0 OFFSET 0) s OFFSET 0) d
             """
-    }
-
-    /// A field's hash in a compact mirror (migration 0012): PostgreSQL's
-    /// 64-bit hash of its canonical jsonb value (equal values hash alike:
-    /// 10.5 and 10.50 too); NULL for no value.
-    static func hash(_ canonical: SQL) -> SQL {
-        "jsonb_hash_extended(\(canonical), 0)"
     }
 
     /// The mirror's hash of `field` on `side`, through its layout (`ml`).
@@ -136,11 +156,15 @@ extension ModuleCompiler {
             """
     }
 
-    /// The hashes of a compact mirror: the pipeline side's canonical values,
+    /// A compact mirror: the hashes of the pipeline side's canonical values,
     /// then the CRM side's, in the order of the module's fields.
     func mirrorHashes(pipeline: [SQL], crm: [SQL]) -> SQL {
-        let all = (pipeline + crm).map { Self.hash($0) }
-        return "ARRAY[\(SQL.join(all, separator: ", "))]::bigint[]"
+        "ARRAY[\(SQL.join(pipeline + crm, separator: ", "))]::bigint[]"
+    }
+
+    /// The hashes of the canonical values of a record read in `projection`.
+    func hashes(_ projection: Projection) -> [SQL] {
+        projection.inputs.map { $0.hash(of: $0.sql) }
     }
 
     /// The session's layout of this module's mirrors (bound by the engine).
@@ -152,7 +176,7 @@ extension ModuleCompiler {
     var workColumns: [String] {
         var columns = ["link_id", "p_id", "c_id", "origin", "p_exists", "c_exists", "p_wait", "c_wait", "p_mod", "c_mod"]
         for field in module.fields.indices {
-            columns += ["p_f\(field)", "c_f\(field)", "act_f\(field)", "conflict_f\(field)"]
+            columns += ["ph_f\(field)", "ch_f\(field)", "p_f\(field)", "c_f\(field)", "act_f\(field)", "conflict_f\(field)"]
         }
         return columns + ["dirty"]
     }
@@ -217,10 +241,10 @@ extension ModuleCompiler {
         return ApplyStatement(sql: sql, workTable: workTable, workKey: "link_id", source: target.other, operation: "update")
     }
 
-    /// Mirrors of pairs where nothing was written: the canonical values at hand.
+    /// Mirrors of pairs where nothing was written: the hashes the merge computed.
     public var mirrorUnwritten: SQL {
-        let hashes = mirrorHashes(pipeline: module.fields.indices.map { "w.p_f\(raw: String($0))" },
-                                  crm: module.fields.indices.map { "w.c_f\(raw: String($0))" })
+        let hashes = mirrorHashes(pipeline: module.fields.indices.map { "w.ph_f\(raw: String($0))" },
+                                  crm: module.fields.indices.map { "w.ch_f\(raw: String($0))" })
         return """
             INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
             SELECT w.link_id, \(currentLayout), \(hashes), now()
@@ -244,7 +268,7 @@ extension ModuleCompiler {
         let crm = projection(.crm, alias: "c")
         return """
             INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
-            SELECT pr.link_id, \(currentLayout), \(mirrorHashes(pipeline: pipeline.canonical, crm: crm.canonical)), now()
+            SELECT pr.link_id, \(currentLayout), \(mirrorHashes(pipeline: hashes(pipeline), crm: hashes(crm))), now()
               FROM \(raw: pairsTable) pr
               JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "pr.p_id"))
               JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "pr.c_id"))
@@ -262,9 +286,10 @@ extension ModuleCompiler {
     public var mirrorWritten: SQL {
         let pipeline = projection(.pipeline, alias: "p")
         let crm = projection(.crm, alias: "c")
+        let pipelineHashes = hashes(pipeline), crmHashes = hashes(crm)
         let fields = module.fields.indices
-        let pipelineNow = fields.map { "CASE WHEN w.to_pipeline THEN \(pipeline.canonical[$0]) ELSE w.p_f\(raw: String($0)) END" as SQL }
-        let crmNow = fields.map { "CASE WHEN w.to_crm THEN \(crm.canonical[$0]) ELSE w.c_f\(raw: String($0)) END" as SQL }
+        let pipelineNow = fields.map { "CASE WHEN w.to_pipeline THEN \(pipelineHashes[$0]) ELSE w.ph_f\(raw: String($0)) END" as SQL }
+        let crmNow = fields.map { "CASE WHEN w.to_crm THEN \(crmHashes[$0]) ELSE w.ch_f\(raw: String($0)) END" as SQL }
         return """
             INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
             SELECT w.link_id, \(currentLayout), \(mirrorHashes(pipeline: pipelineNow, crm: crmNow)), now()

@@ -72,7 +72,8 @@ public struct ModuleCompiler: Sendable {
             "p_mod timestamptz", "c_mod timestamptz",
         ]
         for field in module.fields.indices {
-            work += ["p_f\(field) jsonb", "c_f\(field) jsonb", "act_f\(field) \"char\"", "conflict_f\(field) boolean"]
+            work += ["ph_f\(field) bigint", "ch_f\(field) bigint", "p_f\(field) jsonb", "c_f\(field) jsonb",
+                     "act_f\(field) \"char\"", "conflict_f\(field) boolean"]
         }
         work += ["dirty boolean", "to_pipeline boolean", "to_crm boolean", "has_conflict boolean",
                  "failed boolean NOT NULL DEFAULT false"]

@@ -157,12 +157,15 @@ final class ConfigurationTests: XCTestCase {
         let text = ModuleCompiler(integration: integration, module: integration.modules[1]).buildWork.render().text
         // One-sided changes travel, two-sided differing changes go to the policy, equal values do nothing.
         // A side changed a field when its value's hash differs from the mirror's (0012).
-        XCTAssertTrue(text.contains("(jsonb_hash_extended(s0.p_f0, 0) IS DISTINCT FROM s0.bp_f0) AS pch_f0"))
-        XCTAssertTrue(text.contains("(jsonb_hash_extended(s0.c_f0, 0) IS DISTINCT FROM s0.bc_f0) AS cch_f0"))
-        XCTAssertTrue(text.contains("WHEN s.pch_f0 AND NOT s.cch_f0 THEN 'c'"))
-        XCTAssertTrue(text.contains("WHEN s.cch_f0 AND NOT s.pch_f0 THEN 'p'"))
-        XCTAssertTrue(text.contains("CASE WHEN NOT s.mergeable OR NOT (s.p_f0 IS DISTINCT FROM s.c_f0) THEN NULL"))
+        XCTAssertTrue(text.contains("WHEN (s.ph_f0 IS DISTINCT FROM s.bp_f0) AND NOT (s.ch_f0 IS DISTINCT FROM s.bc_f0) THEN 'c'"))
+        XCTAssertTrue(text.contains("WHEN (s.ch_f0 IS DISTINCT FROM s.bc_f0) AND NOT (s.ph_f0 IS DISTINCT FROM s.bp_f0) THEN 'p'"))
+        XCTAssertTrue(text.contains("CASE WHEN NOT s.mergeable OR NOT (s.ph_f0 IS DISTINCT FROM s.ch_f0) THEN NULL"))
         XCTAssertTrue(text.contains("WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'"))
+        // A text is hashed as it is, without building its jsonb; the jsonb of
+        // a value is built only for a write or a conflict.
+        XCTAssertTrue(text.contains(#"(hashtextextended((s0.p_v0)::text COLLATE "C", 0) # -9223372034707292160) AS ph_f0"#))
+        XCTAssertTrue(text.contains("CASE WHEN d.act_f0 = 'c' OR d.conflict_f0 THEN to_jsonb(d.p_v0) END"))
+        XCTAssertTrue(text.contains("CASE WHEN d.act_f0 = 'p' OR d.conflict_f0 THEN to_jsonb(d.c_v0) END"))
     }
 
     func testPasswordsNeverReachErrorText() {

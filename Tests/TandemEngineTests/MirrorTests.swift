@@ -35,8 +35,11 @@ final class MirrorTests: XCTestCase {
         let engine = try db.syncedEngine()
         defer { engine.close() }
         let (pipeline, crm) = Self.legacyContactState
-        // Every field of every contacts mirror, both sides, against the apps.
-        let mismatches = try db.count("""
+        // Every field of every contacts mirror, both sides, against the apps:
+        // after the initial sync (created and matched pairs), and after a
+        // pass that wrote each side and one that wrote neither (the same
+        // edit on both sides), whose mirrors come from the merge's hashes.
+        let mismatches = { try db.count("""
             SELECT count(*) FROM tandem.links l
               JOIN tandem.mirrors m ON m.link_id = l.link_id
               JOIN tandem.mirror_layouts ml ON ml.layout_id = m.layout_id
@@ -46,8 +49,19 @@ final class MirrorTests: XCTestCase {
              WHERE l.module = 'contacts'
                AND (m.hashes[f.n] IS DISTINCT FROM jsonb_hash_extended(\(raw: pipeline) -> f.name, 0)
                     OR m.hashes[f.n + cardinality(ml.fields)] IS DISTINCT FROM jsonb_hash_extended(\(raw: crm) -> f.name, 0))
-            """)
-        XCTAssertEqual(mismatches, 0)
+            """) }
+        XCTAssertEqual(try mismatches(), 0)
+        let crmOfOne = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "1"))
+        let crmOfTwo = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "2"))
+        try db.execute("UPDATE pipeline.contacts SET phone = '+81 3 5555 0001', owner_id = (SELECT u.id FROM pipeline.users u WHERE u.id <> pipeline.contacts.owner_id ORDER BY u.id LIMIT 1) WHERE id = 1")
+        try db.execute("UPDATE crm.contacts SET title = 'Chief of Staff 日本' WHERE id = \(crmOfTwo)::bigint")
+        try db.execute("UPDATE pipeline.contacts SET mobile = '+81 90 0000 0003' WHERE id = 3")
+        try db.execute("UPDATE crm.contacts SET mobile = '+81 90 0000 0003' WHERE id = (SELECT crm_id::bigint FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '3')")
+        let summary = try engine.passUntilQuiet()
+        XCTAssertEqual(summary.updatedInCRM, 1)
+        XCTAssertEqual(summary.updatedInPipeline, 1)
+        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmOfOne)::bigint"), "+81 3 5555 0001")
+        XCTAssertEqual(try mismatches(), 0)
         XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'contacts'"), 0)
         XCTAssertEqual(try db.count("""
             SELECT count(*) FROM tandem.mirror_layouts ml JOIN tandem.field_mappings fm USING (integration_id, module)
