@@ -10,8 +10,10 @@ import TandemPostgres
 /// Fresh pairs (just created) are not merged (`mirrorCreated` mirrors them);
 /// matched pairs have no mirror yet,
 /// so every field that differs between them is a conflict decided by the policy.
-/// (`OFFSET 0` keeps each level a subquery: every canonical value is computed
-/// once instead of being pasted into each decision that uses it.)
+/// (`OFFSET 0` keeps each level a subquery: every hash and decision is
+/// computed once instead of being pasted into each expression that uses it.
+/// A live pass sets up every level of the statement for its one record, so
+/// it has as few levels as that allows.)
 extension ModuleCompiler {
     /// Fills the work table from the pairs: the hash of each side's canonical
     /// value of every field, their mirrors, what to do with each field, and
@@ -32,23 +34,16 @@ extension ModuleCompiler {
             // set up at the start of every pass.
             "\(policy) AS policy",
         ]
+        // Each side's value of each field, and the hash of its canonical
+        // value (the hash of a text or an integer needs no jsonb).
         for field in fields {
             let f = String(field)
+            let p = pipeline.inputs[field], c = crm.inputs[field]
             inner += [
-                "\(pipeline.inputs[field].sql) AS p_v\(raw: f)",
-                "\(crm.inputs[field].sql) AS c_v\(raw: f)",
+                "\(p.sql) AS p_v\(raw: f)", "\(c.sql) AS c_v\(raw: f)",
+                "\(p.hash(of: p.sql)) AS ph_f\(raw: f)", "\(c.hash(of: c.sql)) AS ch_f\(raw: f)",
                 "\(mirrorHash(.pipeline, field: field)) AS bp_f\(raw: f)",
                 "\(mirrorHash(.crm, field: field)) AS bc_f\(raw: f)",
-            ]
-        }
-        // Second level: the hash of each side's canonical value of each
-        // field, computed once.
-        var hashed: [SQL] = ["s0.*"]
-        for field in fields {
-            let f = String(field)
-            hashed += [
-                "\(pipeline.inputs[field].hash(of: "s0.p_v\(raw: f)")) AS ph_f\(raw: f)",
-                "\(crm.inputs[field].hash(of: "s0.c_v\(raw: f)")) AS ch_f\(raw: f)",
             ]
         }
         // Middle level: per field, the action ('c' write to CRM, 'p' write to the
@@ -118,7 +113,6 @@ extension ModuleCompiler {
             INSERT INTO \(raw: workTable) (\(raw: columns.joined(separator: ", ")))
             SELECT \(SQL.join(selected, separator: ",\n       "))
               FROM (SELECT \(SQL.join(middle, separator: ",\n ")) FROM (
-                    SELECT \(SQL.join(hashed, separator: ",\n ")) FROM (
                       SELECT \(SQL.join(inner, separator: ",\n ")),
                              (pr.origin <> 'fresh' AND p.\(identifier: key(.pipeline).name) IS NOT NULL
                               AND c.\(identifier: key(.crm).name) IS NOT NULL
@@ -131,7 +125,7 @@ extension ModuleCompiler {
                         \(pipeline.joins)
                         \(crm.joins)
                        WHERE pr.origin <> 'fresh'
-                       OFFSET 0) s0 OFFSET 0) s OFFSET 0) d
+                       OFFSET 0) s OFFSET 0) d
             """
     }
 

@@ -163,7 +163,7 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(text.contains("WHEN 'pipeline_wins' THEN 'c' WHEN 'crm_wins' THEN 'p' WHEN 'skip' THEN 'x'"))
         // A text is hashed as it is, without building its jsonb; the jsonb of
         // a value is built only for a write or a conflict.
-        XCTAssertTrue(text.contains(#"(hashtextextended((s0.p_v0)::text COLLATE "C", 0) # -9223372034707292160) AS ph_f0"#))
+        XCTAssertTrue(text.contains(#"(hashtextextended((p."first_name")::text COLLATE "C", 0) # -9223372034707292160) AS ph_f0"#))
         XCTAssertTrue(text.contains("CASE WHEN d.act_f0 = 'c' OR d.conflict_f0 THEN to_jsonb(d.p_v0) END"))
         XCTAssertTrue(text.contains("CASE WHEN d.act_f0 = 'p' OR d.conflict_f0 THEN to_jsonb(d.c_v0) END"))
     }
