@@ -338,6 +338,13 @@ public final class Engine {
         return true
     }
 
+    /// `text` as a JSON string (the CLI prints JSON with it too).
+    public static func jsonString(_ text: String) -> String {
+        var out = ""
+        writeJSON(string: text, to: &out)
+        return out
+    }
+
     static func writeJSON(string: String, to out: inout String) {
         out += "\""
         for scalar in string.unicodeScalars {

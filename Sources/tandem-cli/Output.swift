@@ -53,33 +53,18 @@ enum JSONValue: Decodable, Equatable {
         case .bool(let value): return value ? "true" : "false"
         case .int(let value): return String(value)
         case .double(let value): return "\(value)"
-        case .string(let value): return Self.quoted(value)
+        case .string(let value): return Engine.jsonString(value)
         case .array(let values):
             if values.isEmpty { return "[]" }
             return "[" + open + values.map { $0.written(indent: inner) }.joined(separator: separator) + close + "]"
         case .object(let members):
             if members.isEmpty { return "{}" }
             return "{" + open + members.keys.sorted().map { key in
-                Self.quoted(key) + (indent == nil ? ":" : ": ") + members[key]!.written(indent: inner)
+                Engine.jsonString(key) + (indent == nil ? ":" : ": ") + members[key]!.written(indent: inner)
             }.joined(separator: separator) + close + "}"
         }
     }
 
-    static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
 
     subscript(key: String) -> JSONValue? {
         if case .object(let object) = self { return object[key] }
