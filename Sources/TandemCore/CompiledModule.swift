@@ -40,6 +40,8 @@ public struct CompiledModule: Sendable {
     public let update: BySide<ApplyStatement>
     public let mirrorUnwritten: SQL
     public let mirrorWritten: SQL
+    /// The same, when the pass wrote only that side.
+    public let mirrorWrittenOnly: BySide<SQL>
     public let mirrorCreated: SQL
     public let markDeleted: SQL
     public let rememberWaitingPairs: BySide<SQL?>
@@ -58,7 +60,8 @@ public struct CompiledModule: Sendable {
         workPlan = compiler.workPlan
         recordConflicts = compiler.recordConflicts
         mirrorUnwritten = compiler.mirrorUnwritten
-        mirrorWritten = compiler.mirrorWritten
+        mirrorWritten = compiler.mirrorWritten()
+        mirrorWrittenOnly = BySide { compiler.mirrorWritten(only: $0) }
         mirrorCreated = compiler.mirrorCreated
         markDeleted = compiler.markDeleted
         deferContended = compiler.deferContended

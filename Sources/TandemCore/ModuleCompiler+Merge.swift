@@ -277,22 +277,38 @@ extension ModuleCompiler {
     /// the mirror is what the app holds now (rounding, owner fallback and the
     /// app's own triggers included), never what was meant to be written. The
     /// other record is as the merge read it: the pass holds its row lock.
-    public var mirrorWritten: SQL {
-        let pipeline = projection(.pipeline, alias: "p")
-        let crm = projection(.crm, alias: "c")
-        let pipelineHashes = hashes(pipeline), crmHashes = hashes(crm)
+    /// `only`: the one side this pass wrote (nil: either may have been),
+    /// so that the statement reads nothing of the other side's table (a
+    /// batch of 100,000 hashed all of it).
+    public func mirrorWritten(only: Side? = nil) -> SQL {
         let fields = module.fields.indices
-        let pipelineNow = fields.map { "CASE WHEN w.to_pipeline THEN \(pipelineHashes[$0]) ELSE w.ph_f\(raw: String($0)) END" as SQL }
-        let crmNow = fields.map { "CASE WHEN w.to_crm THEN \(crmHashes[$0]) ELSE w.ch_f\(raw: String($0)) END" as SQL }
+        var joins: SQL = ""
+        var now: [Side: [SQL]] = [:]
+        for side in Side.allCases {
+            let prefix = side == .pipeline ? "p" : "c"
+            let stored = fields.map { "w.\(raw: prefix)h_f\(raw: String($0))" as SQL }
+            guard only == nil || only == side else {
+                now[side] = stored
+                continue
+            }
+            let projection = projection(side, alias: prefix)
+            let read = hashes(projection)
+            let written: SQL = "w.to_\(raw: side.rawValue)"
+            now[side] = only == nil ? fields.map { "CASE WHEN \(written) THEN \(read[$0]) ELSE \(stored[$0]) END" } : read
+            let gate: SQL = only == nil ? "\(written) AND " : ""
+            joins += """
+                  LEFT JOIN \(table(side)) \(raw: prefix) ON \(gate)\
+                \(raw: prefix).\(identifier: key(side).name) = \(keyValue(side, "w.\(raw: prefix)_id"))
+                  \(projection.joins)
+
+                """
+        }
+        let written: SQL = only.map { "w.to_\(raw: $0.rawValue)" } ?? "(w.to_crm OR w.to_pipeline)"
         return """
             INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
-            SELECT w.link_id, \(currentLayout), \(mirrorHashes(pipeline: pipelineNow, crm: crmNow)), now()
+            SELECT w.link_id, \(currentLayout), \(mirrorHashes(pipeline: now[.pipeline] ?? [], crm: now[.crm] ?? [])), now()
               FROM \(raw: workTable) w
-              LEFT JOIN \(table(.pipeline)) p ON w.to_pipeline AND p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "w.p_id"))
-              LEFT JOIN \(table(.crm)) c ON w.to_crm AND c.\(identifier: key(.crm).name) = \(keyValue(.crm, "w.c_id"))
-              \(pipeline.joins)
-              \(crm.joins)
-             WHERE (w.to_crm OR w.to_pipeline) AND NOT w.failed
+            \(joins) WHERE \(written) AND NOT w.failed
             \(Self.mirrorUpsert)
             """
     }

@@ -357,7 +357,12 @@ public struct PassFunction: Sendable {
         out.line("IF _w_to_crm > 0 THEN \(try apply(module.update.crm, compiler: compiler)) END IF;")
         out.line("IF _w_to_pipeline > 0 THEN \(try apply(module.update.pipeline, compiler: compiler)) END IF;")
         out.line("IF _w_unwritten > 0 THEN \(try Self.statement(module.mirrorUnwritten)) END IF;")
-        out.line("IF _w_to_crm + _w_to_pipeline > 0 THEN \(try Self.statement(module.mirrorWritten)) END IF;")
+        out.line("""
+            IF _w_to_pipeline = 0 AND _w_to_crm > 0 THEN \(try Self.statement(module.mirrorWrittenOnly.crm))
+            ELSIF _w_to_crm = 0 AND _w_to_pipeline > 0 THEN \(try Self.statement(module.mirrorWrittenOnly.pipeline))
+            ELSIF _w_to_crm + _w_to_pipeline > 0 THEN \(try Self.statement(module.mirrorWritten))
+            END IF;
+            """)
         out.line("IF _w_deleted > 0 THEN \(try Self.statement(module.markDeleted)) END IF;")
         for (side, count) in [(Side.pipeline, "_w_wait_pipeline"), (.crm, "_w_wait_crm")] {
             if let waiting = module.rememberWaitingPairs[side] { out.line("IF \(count) > 0 THEN \(try Self.statement(waiting)) END IF;") }

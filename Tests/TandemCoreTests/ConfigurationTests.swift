@@ -166,6 +166,12 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(text.contains(#"(hashtextextended((p."first_name")::text COLLATE "C", 0) # -9223372034707292160) AS ph_f0"#))
         XCTAssertTrue(text.contains("CASE WHEN d.act_f0 = 'c' OR d.conflict_f0 THEN to_jsonb(d.p_v0) END"))
         XCTAssertTrue(text.contains("CASE WHEN d.act_f0 = 'p' OR d.conflict_f0 THEN to_jsonb(d.c_v0) END"))
+        // The mirrors of a pass that wrote one side read only that side's table.
+        let compiler = ModuleCompiler(integration: integration, module: integration.modules[1])
+        let crmOnly = compiler.mirrorWritten(only: .crm).render().text, both = compiler.mirrorWritten().render().text
+        XCTAssertTrue(both.contains(#""pipeline"."contacts""#) && both.contains(#""crm"."contacts""#))
+        XCTAssertFalse(crmOnly.contains(#""pipeline"."contacts""#), crmOnly)
+        XCTAssertTrue(crmOnly.contains(#""crm"."contacts""#) && crmOnly.contains("w.ph_f0"), crmOnly)
     }
 
     func testPasswordsNeverReachErrorText() {

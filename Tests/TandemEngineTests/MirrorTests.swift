@@ -62,6 +62,13 @@ final class MirrorTests: XCTestCase {
         XCTAssertEqual(summary.updatedInPipeline, 1)
         XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmOfOne)::bigint"), "+81 3 5555 0001")
         XCTAssertEqual(try mismatches(), 0)
+        // Passes that write one side only read nothing of the other side's table.
+        try db.execute("UPDATE pipeline.contacts SET title = 'Head of Growth' WHERE id = 4")
+        XCTAssertEqual(try engine.pass().updatedInCRM, 1)
+        XCTAssertEqual(try mismatches(), 0)
+        try db.execute("UPDATE crm.contacts SET mailing_city = 'Ōsaka' WHERE id = \(crmOfTwo)::bigint")
+        XCTAssertEqual(try engine.pass().updatedInPipeline, 1)
+        XCTAssertEqual(try mismatches(), 0)
         XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'contacts'"), 0)
         XCTAssertEqual(try db.count("""
             SELECT count(*) FROM tandem.mirror_layouts ml JOIN tandem.field_mappings fm USING (integration_id, module)
