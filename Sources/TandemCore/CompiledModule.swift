@@ -34,8 +34,8 @@ public struct CompiledModule: Sendable {
     public let createLarge: BySide<ApplyStatement>
     public let linkCreated: BySide<SQL>
     public let rememberWaitingCreates: BySide<SQL?>
+    /// Fills the work table and returns the counts of what it decided.
     public let buildWork: SQL
-    public let workPlan: SQL
     public let recordConflicts: SQL?
     public let update: BySide<ApplyStatement>
     public let mirrorUnwritten: SQL
@@ -45,7 +45,7 @@ public struct CompiledModule: Sendable {
     public let mirrorCreated: SQL
     public let markDeleted: SQL
     public let rememberWaitingPairs: BySide<SQL?>
-    public let lockRows: BySide<SQL>
+    public let lockRows: SQL
     /// The same lock, writing down what the pass holds (after a lock that missed some).
     public let recordLocked: BySide<SQL>
     public let deferContended: SQL
@@ -57,7 +57,6 @@ public struct CompiledModule: Sendable {
         forgetWaiting = compiler.forgetWaiting
         retryWaiting = compiler.retryWaiting
         buildWork = compiler.buildWork
-        workPlan = compiler.workPlan
         recordConflicts = compiler.recordConflicts
         mirrorUnwritten = compiler.mirrorUnwritten
         mirrorWritten = compiler.mirrorWritten()
@@ -65,8 +64,8 @@ public struct CompiledModule: Sendable {
         mirrorCreated = compiler.mirrorCreated
         markDeleted = compiler.markDeleted
         deferContended = compiler.deferContended
-        lockRows = BySide { compiler.lockRows($0) }
-        recordLocked = BySide { compiler.lockRows($0, recording: true) }
+        lockRows = compiler.lockRows
+        recordLocked = BySide { compiler.recordLocked($0) }
         match = BySide { compiler.match(from: $0) }
         prepareCreate = BySide { compiler.prepareCreate(from: $0) }
         matchLarge = BySide { compiler.match(from: $0, large: true) }

@@ -19,6 +19,7 @@ extension ModuleCompiler {
     /// value of every field, their mirrors, what to do with each field, and
     /// the canonical values a write or a conflict needs (the rest stay NULL:
     /// building a jsonb value costs more than all of a field's merge).
+    /// Returns one row, the counts of `workPlan`.
     public var buildWork: SQL {
         let pipeline = projection(.pipeline, alias: "p")
         let crm = projection(.crm, alias: "c")
@@ -109,7 +110,9 @@ extension ModuleCompiler {
         let selected: [SQL] = copied.map { "d.\(raw: $0)" } + values.map(\.1) + [
             "coalesce('p' = ANY (\(acts)), false)", "coalesce('c' = ANY (\(acts)), false)", "coalesce(\(conflicts), false)",
         ]
+        let conflictCount = fields.isEmpty ? "0" : fields.map { "conflict_f\($0)::int" }.joined(separator: " + ")
         return """
+            WITH w AS (
             INSERT INTO \(raw: workTable) (\(raw: columns.joined(separator: ", ")))
             SELECT \(SQL.join(selected, separator: ",\n       "))
               FROM (SELECT \(SQL.join(middle, separator: ",\n ")) FROM (
@@ -126,6 +129,8 @@ extension ModuleCompiler {
                         \(crm.joins)
                        WHERE pr.origin <> 'fresh'
                        OFFSET 0) s OFFSET 0) d
+            RETURNING origin, to_pipeline, to_crm, \(raw: conflictCount) AS conflicts, dirty, p_exists, c_exists, p_wait, c_wait)
+            \(workPlan)
             """
     }
 
@@ -331,20 +336,21 @@ extension ModuleCompiler {
         return rememberWaiting(side, from: "\(raw: workTable) w", id: "\(raw: id)", condition: "\(raw: waits) AND w.p_exists AND w.c_exists")
     }
 
-    /// What the merge decided, in one row, so that a pass runs only the
-    /// statements that have something to do: rows, matched, to_pipeline,
-    /// to_crm, conflicts, unwritten mirrors, deleted, waiting (pipeline, crm).
-    public var workPlan: SQL {
-        let conflicts = module.fields.indices.map { "conflict_f\($0)::int" }.joined(separator: " + ")
-        return """
-            SELECT count(*), count(*) FILTER (WHERE origin = 'matched'),
-                   count(*) FILTER (WHERE to_pipeline), count(*) FILTER (WHERE to_crm),
-                   coalesce(sum(\(raw: conflicts.isEmpty ? "0" : conflicts)), 0),
-                   count(*) FILTER (WHERE dirty AND p_exists AND c_exists AND NOT p_wait AND NOT c_wait AND NOT to_crm AND NOT to_pipeline),
-                   count(*) FILTER (WHERE NOT p_exists OR NOT c_exists),
-                   count(*) FILTER (WHERE p_wait AND p_exists AND c_exists),
-                   count(*) FILTER (WHERE c_wait AND p_exists AND c_exists)
-              FROM \(raw: workTable)
-            """
+    /// What the merge decided, in one row, from the rows it wrote into the
+    /// work table (`w`, in `buildWork`: one statement fewer per pass), so
+    /// that a pass runs only the statements that have something to do: rows,
+    /// matched, to_pipeline, to_crm, conflicts, unwritten mirrors, deleted,
+    /// waiting (pipeline, crm).
+    var workPlan: SQL {
+        """
+        SELECT count(*), count(*) FILTER (WHERE origin = 'matched'),
+               count(*) FILTER (WHERE to_pipeline), count(*) FILTER (WHERE to_crm),
+               coalesce(sum(conflicts), 0),
+               count(*) FILTER (WHERE dirty AND p_exists AND c_exists AND NOT p_wait AND NOT c_wait AND NOT to_crm AND NOT to_pipeline),
+               count(*) FILTER (WHERE NOT p_exists OR NOT c_exists),
+               count(*) FILTER (WHERE p_wait AND p_exists AND c_exists),
+               count(*) FILTER (WHERE c_wait AND p_exists AND c_exists)
+          FROM w
+        """
     }
 }

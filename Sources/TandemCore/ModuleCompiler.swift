@@ -214,8 +214,8 @@ public struct ModuleCompiler: Sendable {
 
     // MARK: - Contention
 
-    /// Locks the rows of `side` the pass may write: every pair's record on
-    /// that side (linked or matched). A row some user holds in an open
+    /// Locks the rows the pass may write: both records of every pair
+    /// (linked or matched). A row some user holds in an open
     /// transaction is skipped, never waited for: the values a pass merges
     /// are then exactly what it writes over (B11). A candidate with no pair
     /// is only read, to be created on the other side: it is not locked (an
@@ -226,31 +226,45 @@ public struct ModuleCompiler: Sendable {
     /// of these records out, but not the foreign-key checks of writers that
     /// insert or update the records' children (FOR KEY SHARE), which a
     /// stronger lock would make wait for the pass, and the pass skip.
-    /// Returns how many of the wanted records it did not lock (held by a
+    /// One statement for both sides, the pipeline app's records first. It
+    /// returns how many of the wanted records it did not lock (held by a
     /// user, or deleted): when none, nothing needs deferring.
-    /// `recording`: the same lock, which now also writes down in
+    public var lockRows: SQL {
+        """
+        WITH \(locking(.pipeline, wanted: "p_wanted", locked: "p_locked")),
+        \(locking(.crm, wanted: "c_wanted", locked: "c_locked"))
+        SELECT ((SELECT count(*) FROM p_wanted) - (SELECT count(*) FROM p_locked))
+               + ((SELECT count(*) FROM c_wanted) - (SELECT count(*) FROM c_locked))
+        """
+    }
+
+    /// The same lock of one side, which now also writes down in
     /// `_tandem_locked` every record this pass holds, for `deferContended`.
     /// It runs only when some record was not locked: locking again a row
     /// the pass holds returns at once, and a row a user has released since
     /// is locked now. A pass that locked everything writes nothing down (at
     /// 100,000 records per side the record took a third of the lock's time).
-    public func lockRows(_ side: Side, recording: Bool = false) -> SQL {
+    public func recordLocked(_ side: Side) -> SQL {
+        """
+        WITH \(locking(side, wanted: "wanted", locked: "locked"))
+        INSERT INTO _tandem_locked (module, side, record_id)
+        SELECT \(moduleName), \(literal: side.rawValue), l.k::text FROM locked l
+        ON CONFLICT DO NOTHING
+        """
+    }
+
+    /// The records of `side` the pairs want (`wanted`), and those of them this
+    /// pass locked (`locked`), as two common table expressions.
+    func locking(_ side: Side, wanted: String, locked: String) -> SQL {
         let keyName = key(side).name
         let id = side == .pipeline ? "pr.p_id" : "pr.c_id"
-        let locking: SQL = """
-            WITH wanted AS (
-              SELECT DISTINCT \(keyValue(side, "\(raw: id)")) AS k FROM \(raw: pairsTable) pr),
-            locked AS (
-              SELECT r.\(identifier: keyName) AS k FROM \(table(side)) r
-               WHERE r.\(identifier: keyName) IN (SELECT w.k FROM wanted w)
-                 FOR NO KEY UPDATE OF r SKIP LOCKED)
-            """
-        guard recording else { return "\(locking)\nSELECT (SELECT count(*) FROM wanted) - (SELECT count(*) FROM locked)" }
         return """
-            \(locking)
-            INSERT INTO _tandem_locked (module, side, record_id)
-            SELECT \(moduleName), \(literal: side.rawValue), l.k::text FROM locked l
-            ON CONFLICT DO NOTHING
+            \(raw: wanted) AS (
+              SELECT DISTINCT \(keyValue(side, "\(raw: id)")) AS k FROM \(raw: pairsTable) pr),
+            \(raw: locked) AS (
+              SELECT r.\(identifier: keyName) AS k FROM \(table(side)) r
+               WHERE r.\(identifier: keyName) IN (SELECT w.k FROM \(raw: wanted) w)
+                 FOR NO KEY UPDATE OF r SKIP LOCKED)
             """
     }
 

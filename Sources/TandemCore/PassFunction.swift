@@ -315,11 +315,7 @@ public struct PassFunction: Sendable {
             out.line("END IF;")
         }
         // What a user is writing right now waits for a later pass (B11).
-        out.line("_missing := 0;")
-        for side in Side.allCases {
-            out.line(try Self.query(module.lockRows[side]) + " INTO _n;")
-            out.line("_missing := _missing + _n;")
-        }
+        out.line(try Self.query(module.lockRows) + " INTO _missing;")
         out.line("IF _missing > 0 THEN")
         for side in Side.allCases { out.line(try Self.statement(module.recordLocked[side])) }
         out.line(try Self.statement(module.deferContended))
@@ -346,10 +342,9 @@ public struct PassFunction: Sendable {
         // Copies made by this pass need no merge: their mirrors come
         // straight from the two records; the work table holds the rest.
         out.line("IF _fresh > 0 THEN \(try Self.statement(module.mirrorCreated)) END IF;")
-        out.line(try Self.statement(module.buildWork))
         out.line("""
-            SELECT * INTO _w_rows, _w_matched, _w_to_pipeline, _w_to_crm, _w_conflicts, _w_unwritten, _w_deleted, _w_wait_pipeline, _w_wait_crm
-              FROM (\(try Self.query(module.workPlan))) plan;
+            \(try Self.query(module.buildWork))
+              INTO _w_rows, _w_matched, _w_to_pipeline, _w_to_crm, _w_conflicts, _w_unwritten, _w_deleted, _w_wait_pipeline, _w_wait_crm;
             """)
         out.line("IF _w_rows > 0 THEN")
         out.line("_failed := 0;")
