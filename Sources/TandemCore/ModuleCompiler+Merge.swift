@@ -105,7 +105,7 @@ extension ModuleCompiler {
         }
         let acts: SQL = fields.isEmpty ? "ARRAY[]::\"char\"[]" : "ARRAY[\(raw: fields.map { "d.act_f\($0)" }.joined(separator: ", "))]::\"char\"[]"
         let conflicts: SQL = fields.isEmpty ? "false" : "\(raw: fields.map { "d.conflict_f\($0)" }.joined(separator: " OR "))"
-        let copied = workColumns.filter { name in !values.contains { $0.0 == name } }
+        let copied = copiedWorkColumns
         let columns = copied + values.map(\.0) + ["to_pipeline", "to_crm", "has_conflict"]
         let selected: [SQL] = copied.map { "d.\(raw: $0)" } + values.map(\.1) + [
             "coalesce('p' = ANY (\(acts)), false)", "coalesce('c' = ANY (\(acts)), false)", "coalesce(\(conflicts), false)",
@@ -171,11 +171,12 @@ extension ModuleCompiler {
         "(SELECT t.layout_id FROM _tandem_layouts t WHERE t.module = \(moduleName))"
     }
 
-    /// The work-table columns filled by `buildWork`, in order.
-    var workColumns: [String] {
+    /// The work-table columns `buildWork` copies from the merge's rows as
+    /// they are, in order (the values, `p_f`/`c_f`, it builds on the way).
+    var copiedWorkColumns: [String] {
         var columns = ["link_id", "p_id", "c_id", "origin", "p_exists", "c_exists", "p_wait", "c_wait", "p_mod", "c_mod"]
         for field in module.fields.indices {
-            columns += ["ph_f\(field)", "ch_f\(field)", "p_f\(field)", "c_f\(field)", "act_f\(field)", "conflict_f\(field)"]
+            columns += ["ph_f\(field)", "ch_f\(field)", "act_f\(field)", "conflict_f\(field)"]
         }
         return columns + ["dirty"]
     }
