@@ -134,27 +134,31 @@ extension Engine {
     /// NOTIFY and reads the log before it sleeps, whatever the table and the
     /// count say (two fsyncs fewer per wake-up).
     func changeFollowers(_ changes: [SQL]) throws {
-        do {
-            try connection.execute(batch: ["BEGIN", "SET LOCAL lock_timeout = '2s'", "SET LOCAL synchronous_commit = off",
-                                           "LOCK TABLE tandem._followers IN SHARE ROW EXCLUSIVE MODE"] + changes + ["""
-                SELECT setval('tandem._sleeping_followers', (SELECT count(*) FROM tandem._followers WHERE NOT awake), true)
-                """, "COMMIT"])
-        } catch {
-            _ = try? rollbackIfOpen()
-            throw error
-        }
+        try transaction(["SET LOCAL lock_timeout = '2s'", "SET LOCAL synchronous_commit = off",
+                         "LOCK TABLE tandem._followers IN SHARE ROW EXCLUSIVE MODE"] + changes + ["""
+            SELECT setval('tandem._sleeping_followers', (SELECT count(*) FROM tandem._followers WHERE NOT awake), true)
+            """])
     }
 
     /// Waits (at most 100 ms) until no writer that skipped NOTIFY is running:
     /// they hold the lock shared until they end. False if one still is.
     func waitOutSkippedWriters() throws -> Bool {
         do {
-            try connection.execute(batch: ["BEGIN", "SET LOCAL lock_timeout = '100ms'",
-                                           "SELECT pg_advisory_xact_lock(tandem._skipped_notify_lock())", "COMMIT"])
+            try transaction(["SET LOCAL lock_timeout = '100ms'", "SELECT pg_advisory_xact_lock(tandem._skipped_notify_lock())"])
             return true
         } catch let error as PostgresError where error.sqlstate == "55P03" {
-            try connection.execute("ROLLBACK")
             return false
+        }
+    }
+
+    /// Runs `statements` in one transaction, one round trip; rolls it back
+    /// when one fails.
+    func transaction(_ statements: [SQL]) throws {
+        do {
+            try connection.execute(batch: ["BEGIN"] + statements + ["COMMIT"])
+        } catch {
+            _ = try? rollbackIfOpen()
+            throw error
         }
     }
 
