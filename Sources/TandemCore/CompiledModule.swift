@@ -33,6 +33,10 @@ public struct CompiledModule: Sendable {
     /// The same, with owners by one join (for a large batch).
     public let createLarge: BySide<ApplyStatement>
     public let linkCreated: BySide<SQL>
+    /// Creates, links and mirrors the copies in one statement (the fast
+    /// path; `create` and `linkCreated` are the path record by record).
+    public let createLinkAndMirror: BySide<SQL>
+    public let createLinkAndMirrorLarge: BySide<SQL>
     public let rememberWaitingCreates: BySide<SQL?>
     /// Fills the work table and returns the counts of what it decided.
     public let buildWork: SQL
@@ -73,6 +77,8 @@ public struct CompiledModule: Sendable {
         create = BySide { compiler.create(from: $0) }
         createLarge = BySide { compiler.create(from: $0, ownersByJoin: true) }
         linkCreated = BySide { compiler.linkCreated(from: $0) }
+        createLinkAndMirror = BySide { compiler.createLinkAndMirror(from: $0) }
+        createLinkAndMirrorLarge = BySide { compiler.createLinkAndMirror(from: $0, ownersByJoin: true) }
         rememberWaitingCreates = BySide { compiler.rememberWaitingCreates(from: $0) }
         update = BySide { compiler.update($0) }
         rememberWaitingPairs = BySide { compiler.rememberWaitingPairs($0) }

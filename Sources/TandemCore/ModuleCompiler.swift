@@ -83,7 +83,14 @@ public struct ModuleCompiler: Sendable {
             "CREATE TEMP TABLE \(raw: workTable) (\(raw: work.joined(separator: ", ")))",
         ]
         for side in Side.allCases {
-            statements.append("CREATE TEMP TABLE \(raw: createTable(side)) (src_id text PRIMARY KEY, new_id text NOT NULL, waiting boolean NOT NULL, failed boolean NOT NULL DEFAULT false)")
+            // `link_id`: the link the copy will have, drawn with its key, so
+            // that one statement can create, link and mirror it
+            // (`createLinkAndMirror`); `new_id` is unique to find the
+            // source of each copy the insert returns.
+            statements.append("""
+                CREATE TEMP TABLE \(raw: createTable(side)) (src_id text PRIMARY KEY, new_id text NOT NULL UNIQUE, link_id bigint NOT NULL,
+                  waiting boolean NOT NULL, failed boolean NOT NULL DEFAULT false)
+                """)
         }
         return statements
     }
@@ -385,8 +392,8 @@ public struct ModuleCompiler: Sendable {
         let target = side.other
         let newKey = key(target).defaultExpression ?? "NULL"
         return """
-            INSERT INTO \(raw: createTable(side)) (src_id, new_id, waiting)
-            SELECT c.record_id, (\(raw: newKey))::text, \(projection.waiting)
+            INSERT INTO \(raw: createTable(side)) (src_id, new_id, link_id, waiting)
+            SELECT c.record_id, (\(raw: newKey))::text, nextval('tandem.links_link_id_seq'::regclass), \(projection.waiting)
               FROM _tandem_candidates c
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
               \(projection.joins)
@@ -401,6 +408,13 @@ public struct ModuleCompiler: Sendable {
     /// per record, which a small batch does in less time than the join's
     /// scan of every user.
     public func create(from side: Side, ownersByJoin: Bool = false) -> ApplyStatement {
+        let sql = insertCopies(from: side, ownersByJoin: ownersByJoin, only: "w.src_id = coalesce(\(Self.oneRecord)::text, w.src_id)")
+        return ApplyStatement(sql: sql, workTable: createTable(side), workKey: "src_id", source: side, operation: "create")
+    }
+
+    /// The copies of the prepared records of `side` (those that do not wait
+    /// and did not fail), restricted by `only`.
+    func insertCopies(from side: Side, ownersByJoin: Bool, only: SQL) -> SQL {
         let target = side.other
         let projection = projection(side, alias: "r")
         var ownerJoins: SQL = ""
@@ -418,23 +432,64 @@ public struct ModuleCompiler: Sendable {
               FROM \(raw: createTable(side)) w
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
               \(projection.joins)\(ownerJoins)
-             WHERE NOT w.waiting AND NOT w.failed AND w.src_id = coalesce(\(Self.oneRecord)::text, w.src_id)
+             WHERE NOT w.waiting AND NOT w.failed AND \(only)
             """
-        return ApplyStatement(sql: sql, workTable: createTable(side), workKey: "src_id", source: side, operation: "create")
+        return sql
+    }
+
+    /// Creates the copies of the prepared records of `side`, links them and
+    /// writes their mirrors, in one statement; returns the number of links.
+    /// The mirror of a copy hashes it as the insert returned it (rounding,
+    /// owner fallback and the app's BEFORE triggers included), the source
+    /// record as the insert read it. If the data of a record makes it fail,
+    /// the pass creates the copies record by record instead (`create`), then
+    /// links them (`linkCreated`) and mirrors them (`mirrorCreated`).
+    public func createLinkAndMirror(from side: Side, ownersByJoin: Bool = false) -> SQL {
+        let target = side.other
+        let (targetAlias, sourceAlias) = side == .pipeline ? ("c", "p") : ("p", "c")
+        let pipeline = projection(.pipeline, alias: "p")
+        let crm = projection(.crm, alias: "c")
+        return """
+            WITH created AS (
+            \(insertCopies(from: side, ownersByJoin: ownersByJoin, only: "true"))
+            RETURNING *),
+            linked AS (
+            \(insertLinks(from: side))
+              RETURNING link_id),
+            noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked),
+            mirrored AS (
+              INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
+              SELECT w.link_id, \(currentLayout), \(mirrorHashes(pipeline: hashes(pipeline), crm: hashes(crm))), now()
+                FROM created \(raw: targetAlias)
+                JOIN \(raw: createTable(side)) w ON w.new_id = (\(raw: targetAlias).\(identifier: key(target).name))::text
+                JOIN \(table(side)) \(raw: sourceAlias) ON \(raw: sourceAlias).\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
+                \(pipeline.joins)
+                \(crm.joins)
+               WHERE NOT (\(pipeline.waiting)) AND NOT (\(crm.waiting)))
+            SELECT count(*) FROM linked
+            """
     }
 
     /// Links the copies that were written and queues them for their mirrors.
     public func linkCreated(from side: Side) -> SQL {
-        let (pipelineID, crmID): (SQL, SQL) = side == .pipeline ? ("src_id", "new_id") : ("new_id", "src_id")
+        """
+        WITH linked AS (
+        \(insertLinks(from: side))
+          RETURNING link_id, pipeline_id, crm_id),
+        noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked)
+        INSERT INTO \(raw: pairsTable) (link_id, p_id, c_id, origin)
+        SELECT link_id, pipeline_id, crm_id, 'fresh' FROM linked
+        """
+    }
+
+    /// The links of the copies of `side` that were written, with the ids
+    /// `prepareCreate` drew.
+    func insertLinks(from side: Side) -> SQL {
+        let (pipelineID, crmID): (SQL, SQL) = side == .pipeline ? ("w.src_id", "w.new_id") : ("w.new_id", "w.src_id")
         return """
-            WITH linked AS (
-              INSERT INTO tandem.links (integration_id, module, pipeline_id, crm_id, origin)
-              SELECT \(Self.integrationID), \(moduleName), \(pipelineID), \(crmID), \(literal: side.rawValue)
-                FROM \(raw: createTable(side)) WHERE NOT waiting AND NOT failed
-              RETURNING link_id, pipeline_id, crm_id),
-            noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked)
-            INSERT INTO \(raw: pairsTable) (link_id, p_id, c_id, origin)
-            SELECT link_id, pipeline_id, crm_id, 'fresh' FROM linked
+              INSERT INTO tandem.links (link_id, integration_id, module, pipeline_id, crm_id, origin)
+              SELECT w.link_id, \(Self.integrationID), \(moduleName), \(pipelineID), \(crmID), \(literal: side.rawValue)
+                FROM \(raw: createTable(side)) w WHERE NOT w.waiting AND NOT w.failed
             """
     }
 

@@ -328,9 +328,16 @@ public struct PassFunction: Sendable {
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
             if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
-            out.line(try apply(large ? module.createLarge[side] : module.create[side], compiler: compiler))
-            out.line(try Self.statement(module.linkCreated[side]))
-            out.line("GET DIAGNOSTICS _n = ROW_COUNT; \(created) := \(created) + _n; _new_links := _new_links + _n; _fresh := _fresh + _n;")
+            // Created, linked and mirrored in one statement; if a record's
+            // data fails it, created record by record, then linked, and
+            // mirrored with the fresh pairs after both sides.
+            let fused = try Self.query((large ? module.createLinkAndMirrorLarge : module.createLinkAndMirror)[side])
+            out.line(try apply(large ? module.createLarge[side] : module.create[side], compiler: compiler,
+                               fast: "\(fused) INTO _n;", fallback: """
+                                   \(try Self.statement(module.linkCreated[side]))
+                                   GET DIAGNOSTICS _n = ROW_COUNT; _fresh := _fresh + _n;
+                                   """))
+            out.line("\(created) := \(created) + _n; _new_links := _new_links + _n;")
             if let waiting = module.rememberWaitingCreates[side] {
                 out.line(try Self.statement(waiting))
                 out.line("GET DIAGNOSTICS _n = ROW_COUNT; _waiting := _waiting + _n;")
@@ -340,7 +347,8 @@ public struct PassFunction: Sendable {
         out.line("END IF;")
         if large { out.line("IF _candidates > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
         // Copies made by this pass need no merge: their mirrors come
-        // straight from the two records; the work table holds the rest.
+        // straight from the two records (made with them, or here for copies
+        // made record by record); the work table holds the rest.
         out.line("IF _fresh > 0 THEN \(try Self.statement(module.mirrorCreated)) END IF;")
         out.line("""
             \(try Self.query(module.buildWork))
@@ -386,7 +394,10 @@ public struct PassFunction: Sendable {
     /// failures become record errors (B6). Failures that are not a record's
     /// fault (the statement, privileges, the server, a lock or a conflict
     /// between transactions) end the pass.
-    func apply(_ statement: ApplyStatement, compiler: ModuleCompiler) throws -> String {
+    /// `fast`: what runs over the batch instead of the statement (which
+    /// does more in one go); `fallback`: what follows the record-by-record
+    /// run to do the rest.
+    func apply(_ statement: ApplyStatement, compiler: ModuleCompiler, fast: String? = nil, fallback: String = "") throws -> String {
         guard let text = statement.sql.renderWithoutValues() else { throw ValueInStatement() }
         let one = statement.sql.render().text
         let name = SQL.quote(literal: compiler.module.name)
@@ -398,7 +409,7 @@ public struct PassFunction: Sendable {
         let workRecord = statement.workKey == "link_id" ? (statement.source == .pipeline ? "w.p_id" : "w.c_id") : "w.src_id"
         return """
             BEGIN
-              \(text);
+              \(fast ?? text + ";")
             EXCEPTION WHEN OTHERS THEN
               GET STACKED DIAGNOSTICS _state = RETURNED_SQLSTATE;
               IF left(_state, 2) IN ('42', '40', '08', '53', '55', '57', 'XX') THEN RAISE; END IF;
@@ -411,6 +422,7 @@ public struct PassFunction: Sendable {
               UPDATE \(statement.workTable) w SET failed = true
                 FROM _tandem_failed f
                WHERE f.module = \(name) AND f.side = \(side) AND f.operation = \(operation) AND f.record_id = \(workRecord);
+              \(fallback)
             END;
             """
     }

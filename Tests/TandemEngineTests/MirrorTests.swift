@@ -30,16 +30,11 @@ final class MirrorTests: XCTestCase {
         """
     )
 
-    func testB2_AMirrorIsTheHashOfEveryFieldOfBothSidesInItsLayoutsOrder() throws {
-        let db = try TestDatabase()
-        let engine = try db.syncedEngine()
-        defer { engine.close() }
-        let (pipeline, crm) = Self.legacyContactState
-        // Every field of every contacts mirror, both sides, against the apps:
-        // after the initial sync (created and matched pairs), and after a
-        // pass that wrote each side and one that wrote neither (the same
-        // edit on both sides), whose mirrors come from the merge's hashes.
-        let mismatches = { try db.count("""
+    /// Fields of contacts mirrors whose hash is not the hash of the app's
+    /// value (both sides), and contact links without a mirror.
+    static func contactMirrorMismatches(_ db: TestDatabase) throws -> Int {
+        let (pipeline, crm) = legacyContactState
+        return try db.count("""
             SELECT count(*) FROM tandem.links l
               JOIN tandem.mirrors m ON m.link_id = l.link_id
               JOIN tandem.mirror_layouts ml ON ml.layout_id = m.layout_id
@@ -49,7 +44,21 @@ final class MirrorTests: XCTestCase {
              WHERE l.module = 'contacts'
                AND (m.hashes[f.n] IS DISTINCT FROM jsonb_hash_extended(\(raw: pipeline) -> f.name, 0)
                     OR m.hashes[f.n + cardinality(ml.fields)] IS DISTINCT FROM jsonb_hash_extended(\(raw: crm) -> f.name, 0))
-            """) }
+            """) + db.count("""
+            SELECT count(*) FROM tandem.links l WHERE l.module = 'contacts'
+               AND NOT EXISTS (SELECT 1 FROM tandem.mirrors m WHERE m.link_id = l.link_id)
+            """)
+    }
+
+    func testB2_AMirrorIsTheHashOfEveryFieldOfBothSidesInItsLayoutsOrder() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        defer { engine.close() }
+        // Every field of every contacts mirror, both sides, against the apps:
+        // after the initial sync (created and matched pairs), and after a
+        // pass that wrote each side and one that wrote neither (the same
+        // edit on both sides), whose mirrors come from the merge's hashes.
+        let mismatches = { try Self.contactMirrorMismatches(db) }
         XCTAssertEqual(try mismatches(), 0)
         let crmOfOne = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "1"))
         let crmOfTwo = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "2"))
@@ -80,6 +89,48 @@ final class MirrorTests: XCTestCase {
             """), 0)
         let width = Double(try db.scalar("SELECT avg(pg_column_size(m.*)) FROM tandem.mirrors m") ?? "") ?? .infinity
         XCTAssertLessThan(width, 400, "a mirror of 14 fields on both sides is an array of 28 hashes")
+    }
+
+    /// A copy is created, linked and mirrored by one statement, and its
+    /// mirror holds the copy as the app stored it: here the CRM app's own
+    /// trigger capitalizes a new contact's title, and the next edit of the
+    /// record brings back nothing of it. When a record of the batch fails,
+    /// the rest are created record by record and still linked and mirrored.
+    func testB2_ACopyIsMirroredAsTheAppStoredIt() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        defer { engine.close() }
+        try db.execute("CREATE FUNCTION crm.shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.title := upper(NEW.title); RETURN NEW; END $$")
+        try db.execute("CREATE TRIGGER shout BEFORE INSERT ON crm.contacts FOR EACH ROW EXECUTE FUNCTION crm.shout()")
+        try db.execute("INSERT INTO pipeline.contacts (last_name, email, title, owner_id) VALUES ('Copy', 'copy@example.org', 'Head of Sales', 1)")
+        XCTAssertEqual(try engine.passUntilQuiet().createdInCRM, 1)
+        let id = try XCTUnwrap(try db.scalar("SELECT id FROM pipeline.contacts WHERE email = 'copy@example.org'"))
+        let copy = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: id))
+        XCTAssertEqual(try db.scalar("SELECT title FROM crm.contacts WHERE id = \(copy)::bigint"), "HEAD OF SALES")
+        XCTAssertEqual(try Self.contactMirrorMismatches(db), 0)
+        try db.execute("UPDATE pipeline.contacts SET phone = '+81 3 0000 0099' WHERE id = \(id)::bigint")
+        let edit = try engine.passUntilQuiet()
+        XCTAssertEqual(edit.updatedInCRM, 1)
+        XCTAssertEqual(edit.updatedInPipeline, 0, "the app's own capitals are not an edit to bring back")
+        XCTAssertEqual(try db.scalar("SELECT title FROM pipeline.contacts WHERE id = \(id)::bigint"), "Head of Sales")
+
+        // One record of the batch fails: the others are created one by one,
+        // then linked and mirrored all the same.
+        try db.execute("ALTER TABLE crm.contacts ADD CONSTRAINT no_bad_phone CHECK (phone IS DISTINCT FROM 'bad phone')")
+        try db.execute("""
+            INSERT INTO pipeline.contacts (last_name, email, phone, title, owner_id)
+            VALUES ('Bad', 'bad@example.org', 'bad phone', 'x', 1), ('Good', 'good@example.org', 'fine', 'Buyer', 1),
+                   ('Fine', 'fine@example.org', 'fine', 'Seller', 1)
+            """)
+        let batch = try engine.passUntilQuiet()
+        XCTAssertEqual(batch.createdInCRM, 2)
+        XCTAssertEqual(batch.errors, 1)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE email IN ('good@example.org', 'fine@example.org') AND title IN ('BUYER', 'SELLER')"), 2)
+        XCTAssertEqual(try Self.contactMirrorMismatches(db), 0)
+        try db.execute("UPDATE pipeline.contacts SET phone = 'finer' WHERE email IN ('good@example.org', 'fine@example.org')")
+        let after = try engine.passUntilQuiet()
+        XCTAssertEqual(after.updatedInCRM, 2)
+        XCTAssertEqual(after.updatedInPipeline, 0)
     }
 
     /// A database whose mirrors hold values (before 0012) is converted when
