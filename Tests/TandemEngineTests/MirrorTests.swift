@@ -133,6 +133,33 @@ final class MirrorTests: XCTestCase {
         XCTAssertEqual(after.updatedInPipeline, 0)
     }
 
+    /// A pass rewrites the mirror of every record it writes; its pages keep
+    /// a fifth free for that (fillfactor 80, migration 0001, kept by 0012),
+    /// so the new version stays on its page and adds no index entry (a HOT
+    /// update). Rewriting 100,000 of 340,000 mirrors as a pass does (ON CONFLICT
+    /// DO UPDATE, freshly packed table, three rounds) took 1.3-1.9 s with full
+    /// pages against 0.65-1.2 s with fillfactor 80.
+    func testB2_AMirrorRewrittenByAPassStaysOnItsPage() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        defer { engine.close() }
+        let page: (String) throws -> String? = { link in
+            try db.scalar("SELECT (ctid::text::point)[0] FROM tandem.mirrors WHERE link_id = \(link)::bigint")
+        }
+        XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.mirrors WHERE (ctid::text::point)[0] > 0"), 0,
+                             "the initial sync filled the first page of mirrors")
+        let first = try db.execute("""
+            SELECT l.link_id, l.pipeline_id FROM tandem.mirrors m JOIN tandem.links l USING (link_id)
+             WHERE l.module = 'companies' AND (m.ctid::text::point)[0] = 0 ORDER BY l.link_id LIMIT 3
+            """).rows
+        XCTAssertEqual(first.count, 3)
+        let before = try first.map { try page($0[0] ?? "") }
+        try db.execute("UPDATE pipeline.companies SET phone = 'HOT ' || id WHERE id IN (\(raw: first.map { $0[1] ?? "0" }.joined(separator: ", ")))")
+        XCTAssertEqual(try engine.passUntilQuiet().updatedInCRM, 3)
+        XCTAssertEqual(try first.map { try page($0[0] ?? "") }, before)
+        XCTAssertEqual(before, ["0", "0", "0"])
+    }
+
     /// A database whose mirrors hold values (before 0012) is converted when
     /// the library migrates it, and passes read the converted mirrors through
     /// their layout (another order than the one the engine binds): an edit
