@@ -7,7 +7,8 @@ import TandemPostgres
 ///  - changed on both sides to different values: the conflict policy decides,
 ///    and the decision is recorded;
 ///  - changed on both sides to the same value, or on neither: nothing is written.
-/// Fresh pairs (just created) are not merged (`mirrorCreated` mirrors them);
+/// Fresh pairs (just created) are not merged (`createLinkAndMirror` mirrors
+/// them, or `mirrorCreated` for copies made record by record);
 /// matched pairs have no mirror yet,
 /// so every field that differs between them is a conflict decided by the policy.
 /// (`OFFSET 0` keeps each level a subquery: every hash and decision is
@@ -260,7 +261,8 @@ extension ModuleCompiler {
            SET layout_id = EXCLUDED.layout_id, hashes = EXCLUDED.hashes, synced_at = EXCLUDED.synced_at
         """
 
-    /// Mirrors of the pairs this pass created (`fresh`), which are not
+    /// Mirrors of the pairs this pass created record by record (`fresh`,
+    /// after a record's data failed `createLinkAndMirror`), which are not
     /// merged: both records as they are now, the copy read back (rounding,
     /// owner fallback and the app's own triggers included).
     public var mirrorCreated: SQL {
