@@ -266,18 +266,29 @@ extension ModuleCompiler {
     /// merged: both records as they are now, the copy read back (rounding,
     /// owner fallback and the app's own triggers included).
     public var mirrorCreated: SQL {
+        """
+        \(mirrorFresh(link: "pr.link_id", from: """
+            FROM \(raw: pairsTable) pr
+              JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "pr.p_id"))
+              JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "pr.c_id"))
+            """, condition: "pr.origin = 'fresh'"))
+        \(Self.mirrorUpsert)
+        """
+    }
+
+    /// Inserts the mirrors of fresh pairs: `from` names the pipeline record
+    /// `p` and the CRM record `c` of each, and its link id `link`. A pair
+    /// whose record waits for a parent gets no mirror.
+    func mirrorFresh(link: SQL, from source: SQL, condition: SQL) -> SQL {
         let pipeline = projection(.pipeline, alias: "p")
         let crm = projection(.crm, alias: "c")
         return """
             INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
-            SELECT pr.link_id, \(currentLayout), \(mirrorHashes(pipeline: hashes(pipeline), crm: hashes(crm))), now()
-              FROM \(raw: pairsTable) pr
-              JOIN \(table(.pipeline)) p ON p.\(identifier: key(.pipeline).name) = \(keyValue(.pipeline, "pr.p_id"))
-              JOIN \(table(.crm)) c ON c.\(identifier: key(.crm).name) = \(keyValue(.crm, "pr.c_id"))
+            SELECT \(link), \(currentLayout), \(mirrorHashes(pipeline: hashes(pipeline), crm: hashes(crm))), now()
+              \(source)
               \(pipeline.joins)
               \(crm.joins)
-             WHERE pr.origin = 'fresh' AND NOT (\(pipeline.waiting)) AND NOT (\(crm.waiting))
-            \(Self.mirrorUpsert)
+             WHERE \(condition) AND NOT (\(pipeline.waiting)) AND NOT (\(crm.waiting))
             """
     }
 

@@ -408,13 +408,13 @@ public struct ModuleCompiler: Sendable {
     /// per record, which a small batch does in less time than the join's
     /// scan of every user.
     public func create(from side: Side, ownersByJoin: Bool = false) -> ApplyStatement {
-        let sql = insertCopies(from: side, ownersByJoin: ownersByJoin, only: "w.src_id = coalesce(\(Self.oneRecord)::text, w.src_id)")
+        let sql = insertCopies(from: side, ownersByJoin: ownersByJoin, only: "AND w.src_id = coalesce(\(Self.oneRecord)::text, w.src_id)")
         return ApplyStatement(sql: sql, workTable: createTable(side), workKey: "src_id", source: side, operation: "create")
     }
 
     /// The copies of the prepared records of `side` (those that do not wait
-    /// and did not fail), restricted by `only`.
-    func insertCopies(from side: Side, ownersByJoin: Bool, only: SQL) -> SQL {
+    /// and did not fail), restricted by `only` (a condition after AND).
+    func insertCopies(from side: Side, ownersByJoin: Bool, only: SQL = "") -> SQL {
         let target = side.other
         let projection = projection(side, alias: "r")
         var ownerJoins: SQL = ""
@@ -426,15 +426,14 @@ public struct ModuleCompiler: Sendable {
         }
         let columns: [SQL] = ["\(identifier: key(target).name)"] + writes.map { "\(identifier: $0.0.name)" }
         let values: [SQL] = ["\(keyValue(target, "w.new_id"))"] + writes.map(\.1)
-        let sql: SQL = """
+        return """
             INSERT INTO \(table(target)) (\(SQL.join(columns, separator: ", "))) OVERRIDING SYSTEM VALUE
             SELECT \(SQL.join(values, separator: ", "))
               FROM \(raw: createTable(side)) w
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
               \(projection.joins)\(ownerJoins)
-             WHERE NOT w.waiting AND NOT w.failed AND \(only)
+             WHERE NOT w.waiting AND NOT w.failed \(only)
             """
-        return sql
     }
 
     /// Creates the copies of the prepared records of `side`, links them and
@@ -447,25 +446,20 @@ public struct ModuleCompiler: Sendable {
     public func createLinkAndMirror(from side: Side, ownersByJoin: Bool = false) -> SQL {
         let target = side.other
         let (targetAlias, sourceAlias) = side == .pipeline ? ("c", "p") : ("p", "c")
-        let pipeline = projection(.pipeline, alias: "p")
-        let crm = projection(.crm, alias: "c")
         return """
             WITH created AS (
-            \(insertCopies(from: side, ownersByJoin: ownersByJoin, only: "true"))
+            \(insertCopies(from: side, ownersByJoin: ownersByJoin))
             RETURNING *),
             linked AS (
             \(insertLinks(from: side))
               RETURNING link_id),
             noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked),
             mirrored AS (
-              INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
-              SELECT w.link_id, \(currentLayout), \(mirrorHashes(pipeline: hashes(pipeline), crm: hashes(crm))), now()
+            \(mirrorFresh(link: "w.link_id", from: """
                 FROM created \(raw: targetAlias)
-                JOIN \(raw: createTable(side)) w ON w.new_id = (\(raw: targetAlias).\(identifier: key(target).name))::text
-                JOIN \(table(side)) \(raw: sourceAlias) ON \(raw: sourceAlias).\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
-                \(pipeline.joins)
-                \(crm.joins)
-               WHERE NOT (\(pipeline.waiting)) AND NOT (\(crm.waiting)))
+                  JOIN \(raw: createTable(side)) w ON w.new_id = (\(raw: targetAlias).\(identifier: key(target).name))::text
+                  JOIN \(table(side)) \(raw: sourceAlias) ON \(raw: sourceAlias).\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
+                """, condition: "true")))
             SELECT count(*) FROM linked
             """
     }

@@ -65,7 +65,6 @@ enum JSONValue: Decodable, Equatable {
         }
     }
 
-
     subscript(key: String) -> JSONValue? {
         if case .object(let object) = self { return object[key] }
         return nil
