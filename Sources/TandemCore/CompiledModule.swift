@@ -49,6 +49,9 @@ public struct CompiledModule: Sendable {
     public let mirrorCreated: SQL
     public let markDeleted: SQL
     public let rememberWaitingPairs: BySide<SQL?>
+    /// Locks the records the merge decided to write, at the version it read.
+    public let lockTargets: SQL
+    /// Locks both records of every pair (when `lockTargets` missed one).
     public let lockRows: SQL
     /// The same lock, writing down what the pass holds (after a lock that missed some).
     public let recordLocked: BySide<SQL>
@@ -68,6 +71,7 @@ public struct CompiledModule: Sendable {
         mirrorCreated = compiler.mirrorCreated
         markDeleted = compiler.markDeleted
         deferContended = compiler.deferContended
+        lockTargets = compiler.lockTargets
         lockRows = compiler.lockRows
         recordLocked = BySide { compiler.recordLocked($0) }
         match = BySide { compiler.match(from: $0) }

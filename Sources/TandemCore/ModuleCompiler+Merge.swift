@@ -31,6 +31,8 @@ extension ModuleCompiler {
             "(c.\(identifier: key(.crm).name) IS NOT NULL) AS c_exists",
             "coalesce(\(pipeline.waiting), false) AS p_wait", "coalesce(\(crm.waiting), false) AS c_wait",
             modified(.pipeline, alias: "p") + " AS p_mod", modified(.crm, alias: "c") + " AS c_mod",
+            // The version of each record the merge read (`lockTargets`).
+            "p.xmin AS p_xmin", "c.xmin AS c_xmin",
             // Once per statement: pasted into each field's decision, its two
             // subqueries became two InitPlans per field, every one of them
             // set up at the start of every pass.
@@ -175,7 +177,7 @@ extension ModuleCompiler {
     /// The work-table columns `buildWork` copies from the merge's rows as
     /// they are, in order (the values, `p_f`/`c_f`, it builds on the way).
     var copiedWorkColumns: [String] {
-        var columns = ["link_id", "p_id", "c_id", "origin", "p_exists", "c_exists", "p_wait", "c_wait", "p_mod", "c_mod"]
+        var columns = ["link_id", "p_id", "c_id", "origin", "p_exists", "c_exists", "p_wait", "c_wait", "p_mod", "c_mod", "p_xmin", "c_xmin"]
         for field in module.fields.indices {
             columns += ["ph_f\(field)", "ch_f\(field)", "act_f\(field)", "conflict_f\(field)"]
         }
@@ -295,7 +297,8 @@ extension ModuleCompiler {
     /// Mirrors of pairs that were written: the written record read again, so
     /// the mirror is what the app holds now (rounding, owner fallback and the
     /// app's own triggers included), never what was meant to be written. The
-    /// other record is as the merge read it: the pass holds its row lock.
+    /// other record is as the merge read it: a change of it that commits
+    /// later is logged, and the next pass merges it against this mirror.
     /// `only`: the one side this pass wrote (nil: either may have been),
     /// so that the statement reads nothing of the other side's table (a
     /// batch of 100,000 hashed all of it).

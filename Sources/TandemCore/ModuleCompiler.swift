@@ -69,7 +69,7 @@ public struct ModuleCompiler: Sendable {
         var work: [String] = [
             "link_id bigint PRIMARY KEY", "p_id text NOT NULL", "c_id text NOT NULL", "origin text NOT NULL",
             "p_exists boolean", "c_exists boolean", "p_wait boolean", "c_wait boolean",
-            "p_mod timestamptz", "c_mod timestamptz",
+            "p_mod timestamptz", "c_mod timestamptz", "p_xmin xid", "c_xmin xid",
         ]
         for field in module.fields.indices {
             work += ["ph_f\(field) bigint", "ch_f\(field) bigint", "p_f\(field) jsonb", "c_f\(field) jsonb",
@@ -221,18 +221,53 @@ public struct ModuleCompiler: Sendable {
 
     // MARK: - Contention
 
-    /// Locks the rows the pass may write: both records of every pair
-    /// (linked or matched). A row some user holds in an open
-    /// transaction is skipped, never waited for: the values a pass merges
-    /// are then exactly what it writes over (B11). A candidate with no pair
-    /// is only read, to be created on the other side: it is not locked (an
-    /// initial sync would otherwise lock every row of both apps), and a
-    /// user's write to it that commits after the pass read it is logged and
-    /// merged by the next pass against the mirror this one wrote.
+    /// Locks the rows the pass will write, once the merge has decided which
+    /// (`buildWork`): the target record of every pair that writes a side,
+    /// and only if it is still the version the merge read (the same `xmin`).
+    /// A row some user holds in an open transaction is skipped, never
+    /// waited for, and so is one a user changed since the merge read it:
+    /// the pass then falls back to `lockRows` and merges again. So the
+    /// values a pass writes over are exactly those it merged (B11). A record
+    /// the pass only reads, the source of a write or of a copy, is not
+    /// locked: a user's write to it that commits after the pass read it is
+    /// logged and merged by the next pass against the mirror this one wrote,
+    /// and a user writing it neither waits for the pass nor defers it.
     /// FOR NO KEY UPDATE, as the pass's own UPDATE takes: it keeps writers
     /// of these records out, but not the foreign-key checks of writers that
     /// insert or update the records' children (FOR KEY SHARE), which a
     /// stronger lock would make wait for the pass, and the pass skip.
+    /// It returns how many of the wanted records it did not lock: when
+    /// none, the pass writes.
+    public var lockTargets: SQL {
+        """
+        WITH \(lockingTargets(.pipeline, wanted: "p_wanted", locked: "p_locked")),
+        \(lockingTargets(.crm, wanted: "c_wanted", locked: "c_locked"))
+        SELECT ((SELECT count(*) FROM p_wanted) - (SELECT count(*) FROM p_locked))
+               + ((SELECT count(*) FROM c_wanted) - (SELECT count(*) FROM c_locked))
+        """
+    }
+
+    /// The target records of `side` the work table writes, with the version
+    /// the merge read (`wanted`), and those of them still at that version
+    /// this pass locked (`locked`), as two common table expressions.
+    func lockingTargets(_ side: Side, wanted: String, locked: String) -> SQL {
+        let keyName = key(side).name
+        let (id, version, writes) = side == .pipeline ? ("w.p_id", "w.p_xmin", "w.to_pipeline") : ("w.c_id", "w.c_xmin", "w.to_crm")
+        return """
+            \(raw: wanted) AS (
+              SELECT \(keyValue(side, "\(raw: id)")) AS k, \(raw: version) AS v FROM \(raw: workTable) w WHERE \(raw: writes)),
+            \(raw: locked) AS (
+              SELECT r.\(identifier: keyName) AS k FROM \(table(side)) r JOIN \(raw: wanted) w ON r.\(identifier: keyName) = w.k
+               WHERE r.xmin = w.v
+                 FOR NO KEY UPDATE OF r SKIP LOCKED)
+            """
+    }
+
+    /// The lock a pass falls back to when `lockTargets` missed a record:
+    /// both records of every pair (linked or matched), whatever their
+    /// version, skipping those a user holds; then `recordLocked` and
+    /// `deferContended` take the pairs it could not lock out of the pass,
+    /// and the rest are merged again, from rows the pass now holds.
     /// One statement for both sides, the pipeline app's records first. It
     /// returns how many of the wanted records it did not lock (held by a
     /// user, or deleted): when none, nothing needs deferring.
@@ -267,7 +302,7 @@ public struct ModuleCompiler: Sendable {
         let id = side == .pipeline ? "pr.p_id" : "pr.c_id"
         return """
             \(raw: wanted) AS (
-              SELECT DISTINCT \(keyValue(side, "\(raw: id)")) AS k FROM \(raw: pairsTable) pr),
+              SELECT DISTINCT \(keyValue(side, "\(raw: id)")) AS k FROM \(raw: pairsTable) pr WHERE pr.origin <> 'fresh'),
             \(raw: locked) AS (
               SELECT r.\(identifier: keyName) AS k FROM \(table(side)) r
                WHERE r.\(identifier: keyName) IN (SELECT w.k FROM \(raw: wanted) w)

@@ -314,13 +314,6 @@ public struct PassFunction: Sendable {
             for match in matches { out.line(match) }
             out.line("END IF;")
         }
-        // What a user is writing right now waits for a later pass (B11).
-        out.line(try Self.query(module.lockRows) + " INTO _missing;")
-        out.line("IF _missing > 0 THEN")
-        for side in Side.allCases { out.line(try Self.statement(module.recordLocked[side])) }
-        out.line(try Self.statement(module.deferContended))
-        out.line("GET DIAGNOSTICS _n = ROW_COUNT; _deferred := _deferred + _n;")
-        out.line("END IF;")
         out.line("IF _candidates > _linked THEN")
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
@@ -350,10 +343,28 @@ public struct PassFunction: Sendable {
         // straight from the two records (made with them, or here for copies
         // made record by record); the work table holds the rest.
         out.line("IF _fresh > 0 THEN \(try Self.statement(module.mirrorCreated)) END IF;")
-        out.line("""
+        let buildWork = """
             \(try Self.query(module.buildWork))
               INTO _w_rows, _w_matched, _w_to_pipeline, _w_to_crm, _w_conflicts, _w_unwritten, _w_deleted, _w_wait_pipeline, _w_wait_crm;
-            """)
+            """
+        out.line(buildWork)
+        // The records the merge will write are locked at the version it
+        // read. If one is held by a user, or changed since, both records of
+        // every pair are locked, those a user holds wait for a later pass
+        // (B11), and the rest are merged again from rows the pass holds.
+        out.line("IF _w_to_pipeline + _w_to_crm > 0 THEN")
+        out.line(try Self.query(module.lockTargets) + " INTO _missing;")
+        out.line("IF _missing > 0 THEN")
+        out.line(try Self.query(module.lockRows) + " INTO _missing;")
+        out.line("IF _missing > 0 THEN")
+        for side in Side.allCases { out.line(try Self.statement(module.recordLocked[side])) }
+        out.line(try Self.statement(module.deferContended))
+        out.line("GET DIAGNOSTICS _n = ROW_COUNT; _deferred := _deferred + _n;")
+        out.line("END IF;")
+        out.line("DELETE FROM \(compiler.workTable);")
+        out.line(buildWork)
+        out.line("END IF;")
+        out.line("END IF;")
         out.line("IF _w_rows > 0 THEN")
         out.line("_failed := 0;")
         if let conflicts = module.recordConflicts { out.line("IF _w_conflicts > 0 THEN \(try Self.statement(conflicts)) END IF;") }

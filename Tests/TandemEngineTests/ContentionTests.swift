@@ -47,6 +47,80 @@ final class ContentionTests: XCTestCase {
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.deferred_records"), 0)
     }
 
+    /// The source of a write is only read: a user who holds it in an open
+    /// transaction neither blocks nor defers the write of its committed
+    /// change to the other side, and what the user commits later follows.
+    func testB11_ARecordAUserHoldsThatThePassOnlyReadsIsNotDeferred() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: "3"))
+        try db.execute("UPDATE pipeline.contacts SET phone = '+1 555 0303' WHERE id = 3")
+        let user = try Connection(conninfo: db.conninfo)
+        defer { user.close() }
+        try user.execute("BEGIN")
+        try user.execute("UPDATE pipeline.contacts SET title = 'Written while read' WHERE id = 3")
+
+        let started = Date()
+        let summary = try engine.pass()
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the pass did not wait for the user's lock")
+        XCTAssertEqual(summary.deferred, 0, "\(summary)")
+        XCTAssertEqual(summary.updatedInCRM, 1, "\(summary)")
+        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint"), "+1 555 0303")
+
+        try user.execute("COMMIT")
+        XCTAssertTrue(try passUntil(engine) {
+            try db.scalar("SELECT title FROM crm.contacts WHERE id = \(crmID)::bigint") == "Written while read"
+        }, "the user's write followed")
+        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint"), "+1 555 0303")
+    }
+
+    /// The lock of the records a merge decided to write takes each one only
+    /// at the version the merge read: a record a user changed since, or
+    /// holds, is not locked and is counted as missed (the pass then locks
+    /// both records of every pair and merges again).
+    func testB11_AWriteTargetIsLockedOnlyAtTheVersionTheMergeRead() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        let integration = try engine.validate(TestDatabase.defaultConfig).0
+        let module = try XCTUnwrap(integration.modules.first { $0.name == "contacts" })
+        let compiler = ModuleCompiler(integration: integration, module: module)
+        let ids = try ["1", "2", "3"].map { try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: $0)) }
+        let pass = try Connection(conninfo: db.conninfo)
+        let user = try Connection(conninfo: db.conninfo)
+        defer { pass.close(); user.close() }
+        for statement in compiler.temporaryTables { try pass.execute(statement) }
+        try pass.execute("BEGIN")
+        // The merge read three CRM records and decided to write them.
+        try pass.execute("""
+            INSERT INTO \(raw: compiler.workTable) (link_id, p_id, c_id, origin, to_pipeline, to_crm, c_xmin)
+            SELECT l.link_id, l.pipeline_id, l.crm_id, 'linked', false, true, c.xmin
+              FROM tandem.links l JOIN crm.contacts c ON c.id = l.crm_id::bigint
+             WHERE l.module = 'contacts' AND l.pipeline_id IN ('1', '2', '3')
+            """)
+        // Since then a user changed the second and holds the third.
+        try db.execute("UPDATE crm.contacts SET title = 'Changed since the merge' WHERE id = \(ids[1])::bigint")
+        try user.execute("BEGIN")
+        try user.execute("SELECT 1 FROM crm.contacts WHERE id = \(ids[2])::bigint FOR UPDATE")
+
+        XCTAssertEqual(try pass.execute(compiler.lockTargets).scalar, "2")
+        try user.execute("ROLLBACK")
+        // The pass holds the first, and only the first.
+        let held: (String) throws -> Bool = { id in
+            try user.execute("BEGIN")
+            defer { _ = try? user.execute("ROLLBACK") }
+            do {
+                try user.execute("SELECT 1 FROM crm.contacts WHERE id = \(id)::bigint FOR UPDATE NOWAIT")
+                return false
+            } catch let error as PostgresError where error.sqlstate == "55P03" {
+                return true
+            }
+        }
+        XCTAssertTrue(try held(ids[0]), "the record at the version the merge read is locked")
+        XCTAssertFalse(try held(ids[1]), "the record changed since is not")
+        XCTAssertFalse(try held(ids[2]), "the record the user held is not")
+        try pass.execute("ROLLBACK")
+    }
+
     /// A new record is only read, to be created on the other side: a user
     /// who holds it (or writes it again) in an open transaction neither
     /// blocks nor defers it. Its committed values are copied now, and what
