@@ -42,6 +42,9 @@ public struct CompiledModule: Sendable {
     public let buildWork: SQL
     public let recordConflicts: SQL?
     public let update: BySide<ApplyStatement>
+    /// Writes one side and mirrors what it wrote in one statement (the fast
+    /// path of a pass that writes only that side).
+    public let updateAndMirror: BySide<SQL>
     public let mirrorUnwritten: SQL
     public let mirrorWritten: SQL
     /// The same, when the pass wrote only that side.
@@ -85,6 +88,7 @@ public struct CompiledModule: Sendable {
         createLinkAndMirrorLarge = BySide { compiler.createLinkAndMirror(from: $0, ownersByJoin: true) }
         rememberWaitingCreates = BySide { compiler.rememberWaitingCreates(from: $0) }
         update = BySide { compiler.update($0) }
+        updateAndMirror = BySide { compiler.updateAndMirror($0) }
         rememberWaitingPairs = BySide { compiler.rememberWaitingPairs($0) }
     }
 

@@ -301,9 +301,13 @@ extension ModuleCompiler {
     /// later is logged, and the next pass merges it against this mirror.
     /// `only`: the one side this pass wrote (nil: either may have been),
     /// so that the statement reads nothing of the other side's table (a
-    /// batch of 100,000 hashed all of it).
-    public func mirrorWritten(only: Side? = nil) -> SQL {
+    /// batch of 100,000 hashed all of it). `returned`: the name of a common
+    /// table expression holding the rows the write of `only` returned (the
+    /// pair's `link_id`, the row as `r`), read instead of the table
+    /// (`updateAndMirror`).
+    public func mirrorWritten(only: Side? = nil, returned: String? = nil) -> SQL {
         let fields = module.fields.indices
+        var source: SQL = "FROM \(raw: workTable) w"
         var joins: SQL = ""
         var now: [Side: [SQL]] = [:]
         for side in Side.allCases {
@@ -317,10 +321,21 @@ extension ModuleCompiler {
             let read = hashes(projection)
             let written: SQL = "w.to_\(raw: side.rawValue)"
             now[side] = only == nil ? fields.map { "CASE WHEN \(written) THEN \(read[$0]) ELSE \(stored[$0]) END" } : read
+            let record: SQL = "\(raw: prefix).\(identifier: key(side).name) = \(keyValue(side, "w.\(raw: prefix)_id"))"
+            if let returned, only == side {
+                // By the work table's key: a join on the record's key would
+                // scan the returned rows once per record (no hash joins in
+                // a small batch's plans).
+                source = """
+                    FROM \(raw: returned) x JOIN \(raw: workTable) w ON w.link_id = x.link_id
+                      CROSS JOIN LATERAL (SELECT (x.r).*) \(raw: prefix)
+                    """
+                joins += "\(projection.joins)\n"
+                continue
+            }
             let gate: SQL = only == nil ? "\(written) AND " : ""
             joins += """
-                  LEFT JOIN \(table(side)) \(raw: prefix) ON \(gate)\
-                \(raw: prefix).\(identifier: key(side).name) = \(keyValue(side, "w.\(raw: prefix)_id"))
+                  LEFT JOIN \(table(side)) \(raw: prefix) ON \(gate)\(record)
                   \(projection.joins)
 
                 """
@@ -329,10 +344,27 @@ extension ModuleCompiler {
         return """
             INSERT INTO tandem.mirrors (link_id, layout_id, hashes, synced_at)
             SELECT w.link_id, \(currentLayout), \(mirrorHashes(pipeline: now[.pipeline] ?? [], crm: now[.crm] ?? [])), now()
-              FROM \(raw: workTable) w
+              \(source)
             \(joins) WHERE \(written) AND NOT w.failed
             \(Self.mirrorUpsert)
             """
+    }
+
+    /// Writes `target` for the whole batch and mirrors the pairs in the same
+    /// statement, from the rows the update returned (as the app stored them,
+    /// its BEFORE triggers included): the written records are not read again.
+    /// For a pass that writes only `target`; if a record's data fails it, the
+    /// pass writes record by record (`update`) and then mirrors
+    /// (`mirrorWritten`).
+    public func updateAndMirror(_ target: Side) -> SQL {
+        """
+        WITH written AS (
+        \(update(target).sql)
+        RETURNING w.link_id, t AS r),
+        mirrored AS (
+        \(mirrorWritten(only: target, returned: "written")))
+        SELECT count(*) FROM written
+        """
     }
 
     /// Deleted records are not propagated (R4); their links say so.

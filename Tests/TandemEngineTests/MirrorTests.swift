@@ -133,6 +133,44 @@ final class MirrorTests: XCTestCase {
         XCTAssertEqual(after.updatedInPipeline, 0)
     }
 
+    /// A pass that writes one side mirrors the records as the update returned
+    /// them (the app's BEFORE UPDATE trigger included), in the same
+    /// statement; if a record's data fails it, the others are written one
+    /// by one and mirrored all the same.
+    func testB2_AnUpdateIsMirroredAsTheAppStoredIt() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        defer { engine.close() }
+        try db.execute("CREATE FUNCTION crm.shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.title := upper(NEW.title); RETURN NEW; END $$")
+        try db.execute("CREATE TRIGGER shout BEFORE UPDATE ON crm.contacts FOR EACH ROW EXECUTE FUNCTION crm.shout()")
+        let crm = try ["1", "2", "3", "4", "5"].map { try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: $0)) }
+        try db.execute("UPDATE pipeline.contacts SET title = 'Head of Sales' WHERE id IN (1, 2)")
+        let pass = try engine.passUntilQuiet()
+        XCTAssertEqual(pass.updatedInCRM, 2, "\(pass)")
+        XCTAssertEqual(try db.scalar("SELECT title FROM crm.contacts WHERE id = \(crm[0])::bigint"), "HEAD OF SALES")
+        XCTAssertEqual(try Self.contactMirrorMismatches(db), 0)
+        try db.execute("UPDATE pipeline.contacts SET phone = '+81 3 0000 0098' WHERE id = 1")
+        let edit = try engine.passUntilQuiet()
+        XCTAssertEqual(edit.updatedInCRM, 1, "\(edit)")
+        XCTAssertEqual(edit.updatedInPipeline, 0, "the app's own capitals are not an edit to bring back")
+        XCTAssertEqual(try db.scalar("SELECT title FROM pipeline.contacts WHERE id = 1"), "Head of Sales")
+
+        // One record of the batch fails: the others are written one by one,
+        // then mirrored as stored; only the failed one's mirror is behind.
+        try db.execute("ALTER TABLE crm.contacts ADD CONSTRAINT no_bad_phone CHECK (phone IS DISTINCT FROM 'bad phone')")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'bad phone' WHERE id = 3")
+        try db.execute("UPDATE pipeline.contacts SET title = CASE id WHEN 4 THEN 'Buyer' ELSE 'Seller' END WHERE id IN (4, 5)")
+        let batch = try engine.passUntilQuiet()
+        XCTAssertEqual(batch.updatedInCRM, 2, "\(batch)")
+        XCTAssertEqual(batch.errors, 1, "\(batch)")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE id IN (\(raw: crm[3]), \(raw: crm[4])) AND title IN ('BUYER', 'SELLER')"), 2)
+        XCTAssertEqual(try Self.contactMirrorMismatches(db), 1, "the failed record's change waits in the error list")
+        try db.execute("UPDATE pipeline.contacts SET phone = 'finer' WHERE id IN (4, 5)")
+        let after = try engine.passUntilQuiet()
+        XCTAssertEqual(after.updatedInCRM, 2, "\(after)")
+        XCTAssertEqual(after.updatedInPipeline, 0, "\(after)")
+    }
+
     /// A pass rewrites the mirror of every record it writes; its pages keep
     /// a fifth free for that (fillfactor 80, migration 0001, kept by 0012),
     /// so the new version stays on its page and adds no index entry (a HOT
