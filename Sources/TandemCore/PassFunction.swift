@@ -240,13 +240,21 @@ public struct PassFunction: Sendable {
             -- The cursor is the snapshot of the last pass that read changes:
             -- read what is visible now and was not then. A transaction that
             -- was running then is read by the first pass after it commits (B1).
+            -- The tables the syncing tabs watch are a handful of rows, read
+            -- once (the plan, made for a change log analyzed empty, looked
+            -- them up again for every change). A record changed twice is
+            -- queued once (the conflict).
+            WITH watched AS MATERIALIZED (
+              SELECT mp.module, x.side, x.table_oid
+                FROM tandem.module_pairs mp
+                JOIN tandem.tabs t ON t.integration_id = mp.integration_id AND t.tab = mp.tab AND t.state IN ('initial_sync', 'active')
+               CROSS JOIN LATERAL (VALUES ('pipeline', mp.pipeline_table::oid), ('crm', mp.crm_table::oid)) x(side, table_oid)
+               WHERE mp.integration_id = \(id))
             INSERT INTO _tandem_candidates (module, side, record_id)
-            SELECT DISTINCT mp.module, CASE WHEN cl.table_oid = mp.pipeline_table::oid THEN 'pipeline' ELSE 'crm' END, cl.record_id
+            SELECT w.module, w.side, cl.record_id
               FROM tandem.sync_cursors sc
               JOIN tandem.change_log cl ON cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)
-              JOIN tandem.module_pairs mp ON mp.integration_id = sc.integration_id
-                   AND cl.table_oid IN (mp.pipeline_table::oid, mp.crm_table::oid)
-              JOIN tandem.tabs t ON t.integration_id = mp.integration_id AND t.tab = mp.tab AND t.state IN ('initial_sync', 'active')
+              JOIN watched w ON w.table_oid = cl.table_oid
              WHERE sc.integration_id = \(id)
             ON CONFLICT DO NOTHING;
             GET DIAGNOSTICS _read = ROW_COUNT;
