@@ -32,10 +32,11 @@ extension Engine {
     /// One sync pass, in one transaction (B5): a chunk of a running job,
     /// every change committed since the cursor, waiting records whose parents
     /// were linked, failed records due for a retry, and deferred records.
-    /// The pass runs in READ COMMITTED and locks the rows it may write with
-    /// FOR NO KEY UPDATE SKIP LOCKED (`ModuleCompiler.lockRows`): records
-    /// users are writing right now are deferred, never waited for, and the
-    /// rest of the batch commits (B11).
+    /// The pass runs in READ COMMITTED and, once merged, locks the rows it
+    /// will write with FOR NO KEY UPDATE SKIP LOCKED at the version it read
+    /// (`ModuleCompiler.lockTargets`, else `lockRows` and a second merge):
+    /// records users are writing right now are deferred, never waited for,
+    /// and the rest of the batch commits (B11).
     /// A transient failure (deadlock, a lock timeout on an insert) rolls the
     /// pass back and it runs again after a short back-off.
     /// tandem_cancel() from another thread interrupts it: it rolls back and
