@@ -356,11 +356,13 @@ extension ModuleCompiler {
     /// For a pass that writes only `target`; if a record's data fails it, the
     /// pass writes record by record (`update`) and then mirrors
     /// (`mirrorWritten`).
+    /// The row is returned as `t.*` cast to the table's type: a bare `t`
+    /// would name an app column called `t` instead of the row.
     public func updateAndMirror(_ target: Side) -> SQL {
         """
         WITH written AS (
         \(update(target).sql)
-        RETURNING w.link_id, t AS r),
+        RETURNING w.link_id, (t.*)::\(table(target)) AS r),
         mirrored AS (
         \(mirrorWritten(only: target, returned: "written")))
         SELECT count(*) FROM written

@@ -143,6 +143,8 @@ final class MirrorTests: XCTestCase {
         defer { engine.close() }
         try db.execute("CREATE FUNCTION crm.shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.title := upper(NEW.title); RETURN NEW; END $$")
         try db.execute("CREATE TRIGGER shout BEFORE UPDATE ON crm.contacts FOR EACH ROW EXECUTE FUNCTION crm.shout()")
+        // An app column whose name is the statement's alias for the table.
+        try db.execute("ALTER TABLE crm.contacts ADD COLUMN t integer")
         let crm = try ["1", "2", "3", "4", "5"].map { try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: $0)) }
         try db.execute("UPDATE pipeline.contacts SET title = 'Head of Sales' WHERE id IN (1, 2)")
         let pass = try engine.passUntilQuiet()
