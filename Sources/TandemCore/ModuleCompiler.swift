@@ -238,10 +238,15 @@ public struct ModuleCompiler: Sendable {
     /// stronger lock would make wait for the pass, and the pass skip.
     /// It returns how many of the wanted records it did not lock: when
     /// none, the pass writes.
-    public var lockTargets: SQL {
+    public var lockTargets: SQL { missedLocks(lockingTargets) }
+
+    /// A lock of both sides, the pipeline app's records first, built by
+    /// `locking` (`lockTargets`, `lockRows`): how many of the records it
+    /// wanted it did not lock.
+    func missedLocks(_ locking: (Side, String, String) -> SQL) -> SQL {
         """
-        WITH \(lockingTargets(.pipeline, wanted: "p_wanted", locked: "p_locked")),
-        \(lockingTargets(.crm, wanted: "c_wanted", locked: "c_locked"))
+        WITH \(locking(.pipeline, "p_wanted", "p_locked")),
+        \(locking(.crm, "c_wanted", "c_locked"))
         SELECT ((SELECT count(*) FROM p_wanted) - (SELECT count(*) FROM p_locked))
                + ((SELECT count(*) FROM c_wanted) - (SELECT count(*) FROM c_locked))
         """
@@ -250,7 +255,7 @@ public struct ModuleCompiler: Sendable {
     /// The target records of `side` the work table writes, with the version
     /// the merge read (`wanted`), and those of them still at that version
     /// this pass locked (`locked`), as two common table expressions.
-    func lockingTargets(_ side: Side, wanted: String, locked: String) -> SQL {
+    func lockingTargets(_ side: Side, _ wanted: String, _ locked: String) -> SQL {
         let keyName = key(side).name
         let (id, version, writes) = side == .pipeline ? ("w.p_id", "w.p_xmin", "w.to_pipeline") : ("w.c_id", "w.c_xmin", "w.to_crm")
         return """
@@ -271,14 +276,7 @@ public struct ModuleCompiler: Sendable {
     /// One statement for both sides, the pipeline app's records first. It
     /// returns how many of the wanted records it did not lock (held by a
     /// user, or deleted): when none, nothing needs deferring.
-    public var lockRows: SQL {
-        """
-        WITH \(locking(.pipeline, wanted: "p_wanted", locked: "p_locked")),
-        \(locking(.crm, wanted: "c_wanted", locked: "c_locked"))
-        SELECT ((SELECT count(*) FROM p_wanted) - (SELECT count(*) FROM p_locked))
-               + ((SELECT count(*) FROM c_wanted) - (SELECT count(*) FROM c_locked))
-        """
-    }
+    public var lockRows: SQL { missedLocks(locking) }
 
     /// The same lock of one side, which now also writes down in
     /// `_tandem_locked` every record this pass holds, for `deferContended`.
@@ -288,7 +286,7 @@ public struct ModuleCompiler: Sendable {
     /// 100,000 records per side the record took a third of the lock's time).
     public func recordLocked(_ side: Side) -> SQL {
         """
-        WITH \(locking(side, wanted: "wanted", locked: "locked"))
+        WITH \(locking(side, "wanted", "locked"))
         INSERT INTO _tandem_locked (module, side, record_id)
         SELECT \(moduleName), \(literal: side.rawValue), l.k::text FROM locked l
         ON CONFLICT DO NOTHING
@@ -297,7 +295,7 @@ public struct ModuleCompiler: Sendable {
 
     /// The records of `side` the pairs want (`wanted`), and those of them this
     /// pass locked (`locked`), as two common table expressions.
-    func locking(_ side: Side, wanted: String, locked: String) -> SQL {
+    func locking(_ side: Side, _ wanted: String, _ locked: String) -> SQL {
         let keyName = key(side).name
         let id = side == .pipeline ? "pr.p_id" : "pr.c_id"
         return """

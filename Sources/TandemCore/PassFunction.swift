@@ -137,7 +137,6 @@ public struct PassFunction: Sendable {
               _missing bigint;
               _new_links bigint;
               _fresh bigint;
-              _mirrored boolean;
               _failed bigint;
               _state text;
               _read bigint := 0;
@@ -378,25 +377,19 @@ public struct PassFunction: Sendable {
         out.line("_failed := 0;")
         if let conflicts = module.recordConflicts { out.line("IF _w_conflicts > 0 THEN \(try Self.statement(conflicts)) END IF;") }
         // A pass that writes one side writes and mirrors it in one
-        // statement; if a record's data fails it, or both sides are written,
-        // the records are written first and mirrored after.
-        out.line("_mirrored := false;")
-        out.line("IF _w_to_crm > 0 AND _w_to_pipeline = 0 THEN")
-        out.line(try apply(module.update.crm, compiler: compiler, fast: "\(try Self.query(module.updateAndMirror.crm)) INTO _n; _mirrored := true;"))
-        out.line("ELSIF _w_to_pipeline > 0 AND _w_to_crm = 0 THEN")
-        out.line(try apply(module.update.pipeline, compiler: compiler, fast: "\(try Self.query(module.updateAndMirror.pipeline)) INTO _n; _mirrored := true;"))
-        out.line("ELSE")
-        out.line("IF _w_to_crm > 0 THEN \(try apply(module.update.crm, compiler: compiler)) END IF;")
-        out.line("IF _w_to_pipeline > 0 THEN \(try apply(module.update.pipeline, compiler: compiler)) END IF;")
+        // statement; if a record's data fails it, the records are written
+        // one by one and mirrored after, as when both sides are written.
+        for (side, alone) in [(Side.crm, "_w_to_crm > 0 AND _w_to_pipeline = 0"), (.pipeline, "_w_to_pipeline > 0 AND _w_to_crm = 0")] {
+            out.line("\(side == .crm ? "IF" : "ELSIF") \(alone) THEN")
+            out.line(try apply(module.update[side], compiler: compiler, fast: "\(try Self.query(module.updateAndMirror[side])) INTO _n;",
+                               fallback: try Self.statement(module.mirrorWrittenOnly[side])))
+        }
+        out.line("ELSIF _w_to_crm + _w_to_pipeline > 0 THEN")
+        out.line(try apply(module.update.crm, compiler: compiler))
+        out.line(try apply(module.update.pipeline, compiler: compiler))
+        out.line(try Self.statement(module.mirrorWritten))
         out.line("END IF;")
         out.line("IF _w_unwritten > 0 THEN \(try Self.statement(module.mirrorUnwritten)) END IF;")
-        out.line("""
-            IF _mirrored THEN NULL;
-            ELSIF _w_to_pipeline = 0 AND _w_to_crm > 0 THEN \(try Self.statement(module.mirrorWrittenOnly.crm))
-            ELSIF _w_to_crm = 0 AND _w_to_pipeline > 0 THEN \(try Self.statement(module.mirrorWrittenOnly.pipeline))
-            ELSIF _w_to_crm + _w_to_pipeline > 0 THEN \(try Self.statement(module.mirrorWritten))
-            END IF;
-            """)
         out.line("IF _w_deleted > 0 THEN \(try Self.statement(module.markDeleted)) END IF;")
         for (side, count) in [(Side.pipeline, "_w_wait_pipeline"), (.crm, "_w_wait_crm")] {
             if let waiting = module.rememberWaitingPairs[side] { out.line("IF \(count) > 0 THEN \(try Self.statement(waiting)) END IF;") }
