@@ -19,6 +19,14 @@ final class ContentionTests: XCTestCase {
         return try condition()
     }
 
+    /// One pass, which must not wait for a lock a user holds.
+    func passWithoutWaiting(_ engine: Engine, file: StaticString = #filePath, line: UInt = #line) throws -> PassSummary {
+        let started = Date()
+        let summary = try engine.pass()
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the pass did not wait for the user's lock", file: file, line: line)
+        return summary
+    }
+
     func testB11_ARecordAUserHoldsIsDeferredTheRestCommitsAndItFollowsOnceFree() throws {
         let db = try TestDatabase()
         let engine = try db.syncedEngine()
@@ -31,9 +39,7 @@ final class ContentionTests: XCTestCase {
         try db.execute("UPDATE crm.contacts SET phone = '+1 555 0101' WHERE id = \(held)::bigint")
         try db.execute("UPDATE crm.contacts SET phone = '+1 555 0102' WHERE id = \(free)::bigint")
 
-        let started = Date()
-        let summary = try engine.pass()
-        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the pass did not wait for the user's lock")
+        let summary = try passWithoutWaiting(engine)
         XCTAssertEqual(summary.deferred, 1)
         XCTAssertEqual(try db.scalar("SELECT phone FROM pipeline.contacts WHERE id = 2"), "+1 555 0102", "the rest of the batch committed")
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.pending_changes WHERE change = 'deferred'"), 1)
@@ -60,9 +66,7 @@ final class ContentionTests: XCTestCase {
         try user.execute("BEGIN")
         try user.execute("UPDATE pipeline.contacts SET title = 'Written while read' WHERE id = 3")
 
-        let started = Date()
-        let summary = try engine.pass()
-        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the pass did not wait for the user's lock")
+        let summary = try passWithoutWaiting(engine)
         XCTAssertEqual(summary.deferred, 0, "\(summary)")
         XCTAssertEqual(summary.updatedInCRM, 1, "\(summary)")
         XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = \(crmID)::bigint"), "+1 555 0303")
@@ -138,9 +142,7 @@ final class ContentionTests: XCTestCase {
         try user.execute("BEGIN")
         try user.execute("UPDATE pipeline.contacts SET title = 'Written while held' WHERE id = \(id)")
 
-        let started = Date()
-        let summary = try engine.pass()
-        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "the pass did not wait for the user's lock")
+        let summary = try passWithoutWaiting(engine)
         XCTAssertEqual(summary.deferred, 0, "\(summary)")
         XCTAssertEqual(summary.createdInCRM, 1, "\(summary)")
         let crmID = try XCTUnwrap(try db.linked("contacts", from: .pipeline, id: id))
