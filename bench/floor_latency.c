@@ -54,28 +54,6 @@ static void exec_ok(PGconn *conn, const char *sql, const char *what) {
     PQclear(res);
 }
 
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double percentile(const double *sorted, int n, double p) {
-    if (n == 0) return 0;
-    int rank = (int)(p / 100.0 * n + 0.999999);
-    if (rank < 1) rank = 1;
-    if (rank > n) rank = n;
-    return sorted[rank - 1];
-}
-
-static void report(const char *prefix, double *samples, int n) {
-    qsort(samples, (size_t)n, sizeof *samples, compare);
-    printf("%s_n=%d\n", prefix, n);
-    printf("%s_p50_ms=%.3f\n", prefix, percentile(samples, n, 50));
-    printf("%s_p90_ms=%.3f\n", prefix, percentile(samples, n, 90));
-    printf("%s_p99_ms=%.3f\n", prefix, percentile(samples, n, 99));
-    printf("%s_max_ms=%.3f\n", prefix, n ? samples[n - 1] : 0);
-}
-
 /* Setup: the two tables, with the app's trigger and Tandem's capture, the
  * links, the mirror and the cursor. %d: the number of rows. */
 static const char *setup_sql =
@@ -274,8 +252,8 @@ int main(int argc, char **argv) {
     exec_ok(conn, "DROP SCHEMA bench_floor CASCADE", "drop bench_floor");
 
     printf("edits=%d\nwarmup=%d\npause_ms=%d\nrows=%d\nfailures=%d\n", edits, warmup, pause_ms, rows, failures);
-    report("floor", samples, measured);
-    report("pass", f.pass_ms, f.passes);
+    bench_report("floor", samples, measured);
+    bench_report("pass", f.pass_ms, f.passes);
     PQclear(pairs);
     PQfinish(conn);
     free(samples);

@@ -52,32 +52,6 @@ static PGresult *check(PGconn *conn, PGresult *res, ExecStatusType want, const c
     return res;
 }
 
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array. */
-static double percentile(const double *sorted, int n, double p) {
-    if (n == 0) return 0;
-    int rank = (int)(p / 100.0 * n + 0.999999);
-    if (rank < 1) rank = 1;
-    if (rank > n) rank = n;
-    return sorted[rank - 1];
-}
-
-static void report(const char *prefix, double *samples, int n) {
-    qsort(samples, n, sizeof *samples, compare);
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += samples[i];
-    printf("%s_n=%d\n", prefix, n);
-    printf("%s_mean_ms=%.3f\n", prefix, n ? sum / n : 0);
-    printf("%s_p50_ms=%.3f\n", prefix, percentile(samples, n, 50));
-    printf("%s_p90_ms=%.3f\n", prefix, percentile(samples, n, 90));
-    printf("%s_p99_ms=%.3f\n", prefix, percentile(samples, n, 99));
-    printf("%s_max_ms=%.3f\n", prefix, n ? samples[n - 1] : 0);
-}
-
 /* Set by the event callback (engine thread), read by the main thread. */
 static _Atomic long pass_events;
 static _Atomic double pass_event_ms;
@@ -224,9 +198,9 @@ int main(int argc, char **argv) {
 
     printf("edits=%d\nwarmup=%d\npoll_us=%d\npause_ms=%d\nfailures=%d\npolls_per_edit=%.1f\n",
            edits, warmup, poll_us, pause_ms, failures, (double)polls / total);
-    report("latency", samples, measured);
-    report("engine", engine, engine_measured);
-    report("baseline", base, edits);
+    bench_report("latency", samples, measured);
+    bench_report("engine", engine, engine_measured);
+    bench_report("baseline", base, edits);
 
     PQclear(pairs);
     PQfinish(conn);
