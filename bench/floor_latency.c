@@ -57,6 +57,9 @@ static void exec_ok(PGconn *conn, const char *sql, const char *what) {
 /* Setup: the two tables, with the app's trigger and Tandem's capture, the
  * links, the mirror and the cursor. %d: the number of rows. */
 static const char *setup_sql =
+    /* A run that died left its capture installed: remove it before the tables go. */
+    "SELECT tandem._remove_capture(t) FROM (VALUES (to_regclass('bench_floor.p')), (to_regclass('bench_floor.c'))) v(t)\n"
+    " WHERE t IS NOT NULL;\n"
     "DROP SCHEMA IF EXISTS bench_floor CASCADE;\n"
     "CREATE SCHEMA bench_floor;\n"
     "CREATE TABLE bench_floor.p (LIKE pipeline.contacts INCLUDING DEFAULTS INCLUDING INDEXES);\n"
