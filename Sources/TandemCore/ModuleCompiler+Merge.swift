@@ -323,12 +323,12 @@ extension ModuleCompiler {
             now[side] = only == nil ? fields.map { "CASE WHEN \(written) THEN \(read[$0]) ELSE \(stored[$0]) END" } : read
             let record: SQL = "\(raw: prefix).\(identifier: key(side).name) = \(keyValue(side, "w.\(raw: prefix)_id"))"
             if let returned, only == side {
-                // By the work table's key: a join on the record's key would
-                // scan the returned rows once per record (no hash joins in
-                // a small batch's plans).
+                // The returned rows carry what the mirror needs of the work
+                // table: joined back to it, a small batch's cached plan (made
+                // for a work table analyzed empty) scanned it once per row.
                 source = """
-                    FROM \(raw: returned) x JOIN \(raw: workTable) w ON w.link_id = x.link_id
-                      CROSS JOIN LATERAL (SELECT (x.r).*) \(raw: prefix)
+                    FROM \(raw: returned) w
+                      CROSS JOIN LATERAL (SELECT (w.r).*) \(raw: prefix)
                     """
                 joins += "\(projection.joins)\n"
                 continue
@@ -362,11 +362,18 @@ extension ModuleCompiler {
         """
         WITH written AS (
         \(update(target).sql)
-        RETURNING w.link_id, (t.*)::\(table(target)) AS r),
+        RETURNING \(raw: mirrorColumns), (t.*)::\(table(target)) AS r),
         mirrored AS (
         \(mirrorWritten(only: target, returned: "written")))
         SELECT count(*) FROM written
         """
+    }
+
+    /// The work table's columns `mirrorWritten` reads, returned by the
+    /// write of `updateAndMirror` under their own names.
+    var mirrorColumns: String {
+        (["link_id", "to_pipeline", "to_crm", "failed"]
+            + module.fields.indices.flatMap { ["ph_f\($0)", "ch_f\($0)"] }).map { "w.\($0)" }.joined(separator: ", ")
     }
 
     /// Deleted records are not propagated (R4); their links say so.

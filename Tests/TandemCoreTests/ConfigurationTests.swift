@@ -172,6 +172,13 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertTrue(both.contains(#""pipeline"."contacts""#) && both.contains(#""crm"."contacts""#))
         XCTAssertFalse(crmOnly.contains(#""pipeline"."contacts""#), crmOnly)
         XCTAssertTrue(crmOnly.contains(#""crm"."contacts""#) && crmOnly.contains("w.ph_f0"), crmOnly)
+        // Written and mirrored in one statement, the work table is read once:
+        // the mirror takes what it needs from the rows the update returned.
+        // Joined back to it, a small batch's cached plan scanned the work
+        // table once per written row (0.4 s for 1,000 records).
+        let combined = compiler.updateAndMirror(.crm).render().text
+        XCTAssertEqual(combined.components(separatedBy: compiler.workTable).count - 1, 1, combined)
+        XCTAssertTrue(combined.contains("RETURNING w.link_id, w.to_pipeline, w.to_crm, w.failed, w.ph_f0, w.ch_f0"), combined)
     }
 
     func testPasswordsNeverReachErrorText() {
