@@ -136,15 +136,19 @@ public struct ModuleCompiler: Sendable {
     /// sync (copies and matches) were handled with their other side already.
     /// CRM records come from the selected view only (R7).
     /// Returns the number read and the last key.
+    /// A job's pass queues its chunk first, into no other candidates, and a
+    /// chunk's keys are distinct (a view may repeat a key; `DISTINCT` over
+    /// keys read in order costs next to nothing): so no `ON CONFLICT`, which
+    /// doubled the cost of queuing (0.24 against 0.12 s for 50,000 keys).
     public func initialChunk(_ side: Side, after: String?, limit: Int) -> SQL {
         let keyColumn: SQL = "r.\(identifier: key(side).name)"
         return """
             WITH chunk AS (
-              SELECT \(keyColumn) AS k \(initialScan(side, after: after))
-               ORDER BY \(keyColumn) LIMIT \(limit)),
+              SELECT DISTINCT \(keyColumn) AS k \(initialScan(side, after: after))
+               ORDER BY k LIMIT \(limit)),
             queued AS (
               INSERT INTO _tandem_candidates (module, side, record_id)
-              SELECT \(moduleName), \(literal: side.rawValue), k::text FROM chunk ON CONFLICT DO NOTHING)
+              SELECT \(moduleName), \(literal: side.rawValue), k::text FROM chunk)
             SELECT count(*)::bigint, max(k)::text FROM chunk
             """
     }
@@ -177,7 +181,8 @@ public struct ModuleCompiler: Sendable {
     /// One chunk of a scan over the module's links (an edit sync bringing a
     /// newly mapped field into line, R14; a reactivation's catch-up, R16):
     /// the next `limit` links after link id `after`, queued as candidates so
-    /// that the merge diffs each record against its mirror.
+    /// that the merge diffs each record against its mirror (a pipeline id
+    /// is linked once per module: no `ON CONFLICT`, as in `initialChunk`).
     /// Returns the number read and the last link id.
     public func linksChunk(after: String?, limit: Int) -> SQL {
         """
@@ -188,7 +193,7 @@ public struct ModuleCompiler: Sendable {
            ORDER BY l.link_id LIMIT \(limit)),
         queued AS (
           INSERT INTO _tandem_candidates (module, side, record_id)
-          SELECT \(moduleName), 'pipeline', pipeline_id FROM chunk ON CONFLICT DO NOTHING)
+          SELECT \(moduleName), 'pipeline', pipeline_id FROM chunk)
         SELECT count(*)::bigint, max(link_id)::text FROM chunk
         """
     }

@@ -107,6 +107,23 @@ final class SyncTests: XCTestCase {
         XCTAssertEqual(try db.scalar("SELECT title FROM pipeline.contacts WHERE last_name = 'Inside View'"), "Left the view")
     }
 
+    func testR7_AViewThatListsARecordTwiceLinksItOnce() throws {
+        let db = try TestDatabase()
+        try db.execute("CREATE VIEW crm.contacts_twice AS SELECT * FROM crm.contacts UNION ALL SELECT * FROM crm.contacts")
+        let config = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"tabs":{"contacts_companies":{"views":{"companies":"all_accounts","contacts":"contacts_twice"}}}}"#
+        let crmContacts = try db.count("SELECT count(*) FROM crm.contacts")
+        _ = try db.syncedEngine(config: config)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'contacts' AND crm_id IS NOT NULL"),
+                       try db.count("SELECT count(*) FROM pipeline.contacts"), "one link per contact")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts"),
+                       try db.count("SELECT count(*) FROM pipeline.contacts"), "no copy made twice")
+        XCTAssertGreaterThanOrEqual(try db.count("SELECT count(*) FROM crm.contacts"), crmContacts)
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM crm.contacts c
+             WHERE NOT EXISTS (SELECT 1 FROM tandem.links l WHERE l.module = 'contacts' AND l.crm_id = c.id::text)
+            """), 0, "every CRM contact linked")
+    }
+
     func testR8_UnmappedMandatoryFieldsAndBadMappingsAreNamed() throws {
         let db = try TestDatabase()
         let engine = try db.engine()
