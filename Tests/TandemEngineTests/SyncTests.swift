@@ -198,6 +198,35 @@ final class SyncTests: XCTestCase {
         }
     }
 
+    /// A large batch joins a chunk with its app table over the span of the
+    /// batch's keys: records written meanwhile, with keys on either side of
+    /// the chunk's, are in the span too, and every record ends up linked once.
+    func testR10_AChunkMergedWithLiveChangesOutsideItsKeysLinksEveryRecord() throws {
+        let db = try TestDatabase(sample: 120)
+        let engine = try db.engine()
+        engine.largeBatchAbove = 0
+        try engine.configure(#"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"initial_sync_chunk":30}"#)
+        try engine.activate("contacts_companies")
+        let (pipelineAdmin, crmAdmin) = (try db.adminID(.pipeline), try db.adminID(.crm))
+        for round in 0..<4 {
+            try engine.pass()
+            try db.execute("INSERT INTO pipeline.companies (company_name, owner_id) VALUES (\("Span P\(round)"), \(pipelineAdmin)::bigint)")
+            try db.execute("INSERT INTO crm.accounts (account_name, owner_id) VALUES (\("Span C\(round)"), \(crmAdmin)::bigint)")
+            try db.execute("INSERT INTO pipeline.contacts (id, last_name, owner_id) OVERRIDING SYSTEM VALUE VALUES (\(-(round + 1))::bigint, \("Span low \(round)"), \(pipelineAdmin)::bigint)")
+            try db.execute("UPDATE crm.contacts SET title = \("span \(round)") WHERE id = (SELECT max(id) FROM crm.contacts)")
+        }
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.scalar("SELECT state FROM tandem.tab_status"), "active")
+        for (pipelineTable, crmTable, module) in [("companies", "accounts", "companies"), ("contacts", "contacts", "contacts")] {
+            let links = try db.count("SELECT count(*) FROM tandem.links WHERE module = \(module)")
+            XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.\(identifier: pipelineTable)"), links, module)
+            XCTAssertEqual(try db.count("SELECT count(*) FROM crm.\(identifier: crmTable)"), links, module)
+            XCTAssertEqual(try db.count("SELECT count(DISTINCT pipeline_id) + count(DISTINCT crm_id) FROM tandem.links WHERE module = \(module)"), 2 * links, module)
+        }
+        XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE last_name LIKE 'Span low %'"), 4)
+        XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.companies WHERE company_name LIKE 'Span C%'"), 4)
+    }
+
     func testR13_OwnersKeepThePersonByEmailElseTheSetupUser() throws {
         try checkOwners(largeMerge: false)
     }
