@@ -372,25 +372,35 @@ public struct ModuleCompiler: Sendable {
         return "NOT EXISTS (SELECT 1 FROM \(raw: pairsTable) pr WHERE pr.\(raw: column) = \(id))"
     }
 
-    /// In a large batch, `AND` the key of record `alias` of `side` within the
-    /// span of the ids in `column` of `source` (a table and its conditions):
-    /// an initial sync's chunk is a run of consecutive keys, so the join of a
-    /// chunk with its app table reads that run through the key's index, not
-    /// the whole table (at 300,000 records per module a chunk of 10,000
-    /// contacts hashed all 510,000 of them: 0.4 s against 0.03 s). Live
-    /// changes in the same batch widen the span, never past the table. Empty
-    /// for a small batch and for a key type with no min().
-    func withinSpan(_ side: Side, alias: String, of column: String, in source: SQL, large: Bool) -> SQL {
-        guard large, ["N", "S"].contains(key(side).category) else { return "" }
-        let bound = { (aggregate: String) -> SQL in
-            "(SELECT \(raw: aggregate)(\(self.keyValue(side, "\(raw: column)"))) FROM \(source))"
-        }
-        return " AND \(raw: alias).\(identifier: key(side).name) BETWEEN \(bound("min")) AND \(bound("max"))"
+    /// In a large batch, `AND` the key of record `alias` of `side` within
+    /// `_span_lo` and `_span_hi`, which `span` sets just before: an initial
+    /// sync's chunk is a run of consecutive keys, so the join of a chunk with
+    /// its app table reads that run, not the whole table (at 300,000 records
+    /// per module a chunk of 10,000 contacts hashed all 510,000 of them: 0.4 s
+    /// where the key's index reads them in 0.03 s). The large merge plans
+    /// each statement with the span's values (plan_cache_mode), so a span
+    /// over much of a table is still read sequentially. Live changes in the
+    /// same batch widen the span, never past the table. Empty for a small
+    /// batch and for a key type with no min().
+    func withinSpan(_ side: Side, alias: String, large: Bool) -> SQL {
+        guard large, hasSpan(side) else { return "" }
+        let key = key(side)
+        return " AND \(raw: alias).\(identifier: key.name) BETWEEN (_span_lo)::\(raw: key.baseType) AND (_span_hi)::\(raw: key.baseType)"
     }
 
-    /// The candidates of `side` of this module, as a source for `withinSpan`.
-    func candidatesOf(_ side: Side) -> SQL {
-        "_tandem_candidates x WHERE x.module = \(moduleName) AND x.side = \(literal: side.rawValue)"
+    func hasSpan(_ side: Side) -> Bool { ["N", "S"].contains(key(side).category) }
+
+    /// The least and greatest key of `side` among the candidates (`created`:
+    /// among the prepared copies), which the large merge reads into
+    /// `_span_lo` and `_span_hi` before a statement with `withinSpan`. nil
+    /// for a key type with no min().
+    public func span(_ side: Side, created: Bool) -> SQL? {
+        guard hasSpan(side) else { return nil }
+        let (column, source): (String, SQL) = created
+            ? ("x.src_id", "\(raw: createTable(side)) x")
+            : ("x.record_id", "_tandem_candidates x WHERE x.module = \(moduleName) AND x.side = \(literal: side.rawValue)")
+        let value = keyValue(side, "\(raw: column)")
+        return "SELECT min(\(value))::text, max(\(value))::text FROM \(source)"
     }
 
     /// B3: unlinked candidates of `side` paired with unlinked records of the
@@ -415,7 +425,7 @@ public struct ModuleCompiler: Sendable {
                 FROM _tandem_candidates c
                 JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
                WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
-                 AND \(unlinkedCandidate(side, id: "c.record_id", large: large)) AND \(inView(side, alias: "r"))\(withinSpan(side, alias: "r", of: "x.record_id", in: candidatesOf(side), large: large))),
+                 AND \(unlinkedCandidate(side, id: "c.record_id", large: large)) AND \(inView(side, alias: "r"))\(withinSpan(side, alias: "r", large: large))),
             probed AS MATERIALIZED (
               SELECT keys.k, o.record_id, o.id
                 FROM (SELECT DISTINCT k FROM fresh WHERE k IS NOT NULL AND k <> '') keys
@@ -457,7 +467,7 @@ public struct ModuleCompiler: Sendable {
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
               \(projection.joins)
              WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
-               AND \(unlinkedCandidate(side, id: "c.record_id", large: large)) AND \(inView(side, alias: "r")) AND \(hasParent(side, alias: "r"))\(withinSpan(side, alias: "r", of: "x.record_id", in: candidatesOf(side), large: large))
+               AND \(unlinkedCandidate(side, id: "c.record_id", large: large)) AND \(inView(side, alias: "r")) AND \(hasParent(side, alias: "r"))\(withinSpan(side, alias: "r", large: large))
             """
     }
 
@@ -473,7 +483,10 @@ public struct ModuleCompiler: Sendable {
 
     /// The copies of the prepared records of `side` (those that do not wait
     /// and did not fail), restricted by `only` (a condition after AND).
-    func insertCopies(from side: Side, ownersByJoin: Bool, only: SQL = "") -> SQL {
+    /// `spanned`: within the span `span(side, created: true)` set (the
+    /// large merge's batch statement; never the record-by-record one, which
+    /// runs where the merge's variables are not).
+    func insertCopies(from side: Side, ownersByJoin: Bool, spanned: Bool = false, only: SQL = "") -> SQL {
         let target = side.other
         let projection = projection(side, alias: "r")
         var ownerJoins: SQL = ""
@@ -491,7 +504,7 @@ public struct ModuleCompiler: Sendable {
               FROM \(raw: createTable(side)) w
               JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
               \(projection.joins)\(ownerJoins)
-             WHERE NOT w.waiting AND NOT w.failed \(only)\(withinSpan(side, alias: "r", of: "x.src_id", in: "\(raw: createTable(side)) x", large: ownersByJoin))
+             WHERE NOT w.waiting AND NOT w.failed \(only)\(withinSpan(side, alias: "r", large: spanned))
             """
     }
 
@@ -507,7 +520,7 @@ public struct ModuleCompiler: Sendable {
         let (targetAlias, sourceAlias) = side == .pipeline ? ("c", "p") : ("p", "c")
         return """
             WITH created AS (
-            \(insertCopies(from: side, ownersByJoin: ownersByJoin))
+            \(insertCopies(from: side, ownersByJoin: ownersByJoin, spanned: ownersByJoin))
             RETURNING *),
             linked AS (
             \(insertLinks(from: side))
@@ -518,7 +531,7 @@ public struct ModuleCompiler: Sendable {
                 FROM created \(raw: targetAlias)
                   JOIN \(raw: createTable(side)) w ON w.new_id = (\(raw: targetAlias).\(identifier: key(target).name))::text
                   JOIN \(table(side)) \(raw: sourceAlias) ON \(raw: sourceAlias).\(identifier: key(side).name) = \(keyValue(side, "w.src_id"))
-                """, condition: "true\(withinSpan(side, alias: sourceAlias, of: "x.src_id", in: "\(raw: createTable(side)) x", large: ownersByJoin))")))
+                """, condition: "true\(withinSpan(side, alias: sourceAlias, large: ownersByJoin))")))
             SELECT count(*) FROM linked
             """
     }

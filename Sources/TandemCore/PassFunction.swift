@@ -127,10 +127,14 @@ public struct PassFunction: Sendable {
             "tandem_merge_\(large ? "large" : "small")(_syncing text[])",
             // A large batch sorts and hashes up to a chunk of records (50,000
             // in an initial sync) at a time: with the default 4 MB the sorts of
-            // the match spilled to disk.
-            settings: large ? " SET work_mem = '32MB'" : " SET enable_hashjoin = off SET enable_mergejoin = off",
+            // the match spilled to disk. Each statement with a key span is
+            // planned with the span's values (`withinSpan`).
+            settings: large ? " SET work_mem = '32MB' SET plan_cache_mode = force_custom_plan"
+                : " SET enable_hashjoin = off SET enable_mergejoin = off",
             declarations: """
               _linked_modules text[] := '{}';
+              _span_lo text;
+              _span_hi text;
               _n bigint;
               _candidates bigint;
               _linked bigint;
@@ -315,7 +319,8 @@ public struct PassFunction: Sendable {
         // Some candidates have no link yet: match them (B3), else copy them.
         let matches = try Side.allCases.compactMap { side -> String? in
             guard let match = (large ? module.matchLarge : module.match)[side] else { return nil }
-            return try Self.statement(match) + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
+            return try spanned(large ? module.spanCandidates[side] : nil) + Self.statement(match)
+                + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
         }
         if !matches.isEmpty {
             out.line("IF _candidates > _linked THEN")
@@ -325,10 +330,13 @@ public struct PassFunction: Sendable {
         out.line("IF _candidates > _linked THEN")
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
-            out.line(try Self.statement((large ? module.prepareCreateLarge : module.prepareCreate)[side]))
+            out.line(try spanned(large ? module.spanCandidates[side] : nil) + Self.statement((large ? module.prepareCreateLarge : module.prepareCreate)[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
-            if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
+            if large {
+                out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;")
+                out.line(try spanned(module.spanCreated[side]))
+            }
             // Created, linked and mirrored in one statement; if a record's
             // data fails it, created record by record, then linked, and
             // mirrored with the fresh pairs after both sides.
@@ -411,6 +419,13 @@ public struct PassFunction: Sendable {
         out.line("END IF;")
         out.line("END IF;")
         return out.text
+    }
+
+    /// The statement that sets the span of the large merge's next statement
+    /// (`ModuleCompiler.span`), with its line break; empty when there is none.
+    func spanned(_ span: SQL?) throws -> String {
+        guard let span else { return "" }
+        return try Self.query(span) + " INTO _span_lo, _span_hi;\n"
     }
 
     /// An apply statement, set-based over the batch; if the data of a record
