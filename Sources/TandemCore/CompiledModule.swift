@@ -29,9 +29,8 @@ public struct CompiledModule: Sendable {
     /// of the pass's pairs.
     public let matchLarge: BySide<SQL?>
     public let prepareCreateLarge: BySide<SQL>
-    /// The large merge's key spans: of the candidates, of the prepared copies.
-    public let spanCandidates: BySide<SQL?>
-    public let spanCreated: BySide<SQL?>
+    /// The span of the candidates' keys, for the large merge.
+    public let span: BySide<SQL?>
     public let create: BySide<ApplyStatement>
     /// The same, with owners by one join (for a large batch).
     public let createLarge: BySide<ApplyStatement>
@@ -84,8 +83,7 @@ public struct CompiledModule: Sendable {
         prepareCreate = BySide { compiler.prepareCreate(from: $0) }
         matchLarge = BySide { compiler.match(from: $0, large: true) }
         prepareCreateLarge = BySide { compiler.prepareCreate(from: $0, large: true) }
-        spanCandidates = BySide { compiler.span($0, created: false) }
-        spanCreated = BySide { compiler.span($0, created: true) }
+        span = BySide { compiler.span($0) }
         create = BySide { compiler.create(from: $0) }
         createLarge = BySide { compiler.create(from: $0, ownersByJoin: true) }
         linkCreated = BySide { compiler.linkCreated(from: $0) }

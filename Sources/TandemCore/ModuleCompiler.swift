@@ -372,8 +372,9 @@ public struct ModuleCompiler: Sendable {
         return "NOT EXISTS (SELECT 1 FROM \(raw: pairsTable) pr WHERE pr.\(raw: column) = \(id))"
     }
 
-    /// In a large batch, `AND` the key of record `alias` of `side` within
-    /// `_span_lo` and `_span_hi`, which `span` sets just before: an initial
+    /// In a large batch, `AND` the key of record `alias` of `side` within the
+    /// span of the side's candidates, which the large merge reads (`span`)
+    /// into its variables (`spanVariables`) before it matches: an initial
     /// sync's chunk is a run of consecutive keys, so the join of a chunk with
     /// its app table reads that run, not the whole table (at 300,000 records
     /// per module a chunk of 10,000 contacts hashed all 510,000 of them: 0.4 s
@@ -385,22 +386,27 @@ public struct ModuleCompiler: Sendable {
     func withinSpan(_ side: Side, alias: String, large: Bool) -> SQL {
         guard large, hasSpan(side) else { return "" }
         let key = key(side)
-        return " AND \(raw: alias).\(identifier: key.name) BETWEEN (_span_lo)::\(raw: key.baseType) AND (_span_hi)::\(raw: key.baseType)"
+        let (lo, hi) = Self.spanVariables(side)
+        return " AND \(raw: alias).\(identifier: key.name) BETWEEN (\(raw: lo))::\(raw: key.baseType) AND (\(raw: hi))::\(raw: key.baseType)"
     }
 
     func hasSpan(_ side: Side) -> Bool { ["N", "S"].contains(key(side).category) }
 
-    /// The least and greatest key of `side` among the candidates (`created`:
-    /// among the prepared copies), which the large merge reads into
-    /// `_span_lo` and `_span_hi` before a statement with `withinSpan`. nil
-    /// for a key type with no min().
-    public func span(_ side: Side, created: Bool) -> SQL? {
+    /// The large merge's variables that hold the span of `side`.
+    public static func spanVariables(_ side: Side) -> (lo: String, hi: String) {
+        ("_span_lo_\(side.rawValue)", "_span_hi_\(side.rawValue)")
+    }
+
+    /// The least and greatest key of `side` among the candidates, for
+    /// `withinSpan` (the copies a pass prepares are candidates too). nil for
+    /// a key type with no min().
+    public func span(_ side: Side) -> SQL? {
         guard hasSpan(side) else { return nil }
-        let (column, source): (String, SQL) = created
-            ? ("x.src_id", "\(raw: createTable(side)) x")
-            : ("x.record_id", "_tandem_candidates x WHERE x.module = \(moduleName) AND x.side = \(literal: side.rawValue)")
-        let value = keyValue(side, "\(raw: column)")
-        return "SELECT min(\(value))::text, max(\(value))::text FROM \(source)"
+        let value = keyValue(side, "x.record_id")
+        return """
+            SELECT min(\(value))::text, max(\(value))::text
+              FROM _tandem_candidates x WHERE x.module = \(moduleName) AND x.side = \(literal: side.rawValue)
+            """
     }
 
     /// B3: unlinked candidates of `side` paired with unlinked records of the
@@ -483,9 +489,9 @@ public struct ModuleCompiler: Sendable {
 
     /// The copies of the prepared records of `side` (those that do not wait
     /// and did not fail), restricted by `only` (a condition after AND).
-    /// `spanned`: within the span `span(side, created: true)` set (the
-    /// large merge's batch statement; never the record-by-record one, which
-    /// runs where the merge's variables are not).
+    /// `spanned`: within the span of the side's candidates (`withinSpan`;
+    /// the large merge's batch statement, never the record-by-record one,
+    /// which runs where the merge's variables are not).
     func insertCopies(from side: Side, ownersByJoin: Bool, spanned: Bool = false, only: SQL = "") -> SQL {
         let target = side.other
         let projection = projection(side, alias: "r")

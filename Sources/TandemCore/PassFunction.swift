@@ -133,8 +133,10 @@ public struct PassFunction: Sendable {
                 : " SET enable_hashjoin = off SET enable_mergejoin = off",
             declarations: """
               _linked_modules text[] := '{}';
-              _span_lo text;
-              _span_hi text;
+              _span_lo_pipeline text;
+              _span_hi_pipeline text;
+              _span_lo_crm text;
+              _span_hi_crm text;
               _n bigint;
               _candidates bigint;
               _linked bigint;
@@ -319,9 +321,16 @@ public struct PassFunction: Sendable {
         // Some candidates have no link yet: match them (B3), else copy them.
         let matches = try Side.allCases.compactMap { side -> String? in
             guard let match = (large ? module.matchLarge : module.match)[side] else { return nil }
-            return try spanned(large ? module.spanCandidates[side] : nil) + Self.statement(match)
-                + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
+            return try Self.statement(match) + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
         }
+        // The spans of the candidates' keys, for the match, the preparation
+        // and the creation of copies (`ModuleCompiler.withinSpan`).
+        let spans = try Side.allCases.compactMap { side -> String? in
+            guard large, let span = module.span[side] else { return nil }
+            let (lo, hi) = ModuleCompiler.spanVariables(side)
+            return try Self.query(span) + " INTO \(lo), \(hi);"
+        }
+        if !spans.isEmpty { out.line("IF _candidates > _linked THEN\n\(spans.joined(separator: "\n"))\nEND IF;") }
         if !matches.isEmpty {
             out.line("IF _candidates > _linked THEN")
             for match in matches { out.line(match) }
@@ -330,13 +339,10 @@ public struct PassFunction: Sendable {
         out.line("IF _candidates > _linked THEN")
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
-            out.line(try spanned(large ? module.spanCandidates[side] : nil) + Self.statement((large ? module.prepareCreateLarge : module.prepareCreate)[side]))
+            out.line(try Self.statement((large ? module.prepareCreateLarge : module.prepareCreate)[side]))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
-            if large {
-                out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;")
-                out.line(try spanned(module.spanCreated[side]))
-            }
+            if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
             // Created, linked and mirrored in one statement; if a record's
             // data fails it, created record by record, then linked, and
             // mirrored with the fresh pairs after both sides.
@@ -419,13 +425,6 @@ public struct PassFunction: Sendable {
         out.line("END IF;")
         out.line("END IF;")
         return out.text
-    }
-
-    /// The statement that sets the span of the large merge's next statement
-    /// (`ModuleCompiler.span`), with its line break; empty when there is none.
-    func spanned(_ span: SQL?) throws -> String {
-        guard let span else { return "" }
-        return try Self.query(span) + " INTO _span_lo, _span_hi;\n"
     }
 
     /// An apply statement, set-based over the batch; if the data of a record
