@@ -191,10 +191,16 @@ final class SyncTests: XCTestCase {
         let complete = try XCTUnwrap(events.first { $0.contains("\"initial_sync_complete\"") })
         XCTAssertTrue(complete.contains("\"contacts\""), complete)
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.event_history WHERE type = 'initial_sync_complete'"), 1)
-        // Every record of both apps is linked.
+        try assertEveryRecordLinked(db)
+    }
+
+    /// Every company and contact of both apps is linked: each app holds as
+    /// many records of a module as the module has links (one per record).
+    func assertEveryRecordLinked(_ db: TestDatabase, file: StaticString = #filePath, line: UInt = #line) throws {
         for (pipelineTable, crmTable, module) in [("companies", "accounts", "companies"), ("contacts", "contacts", "contacts")] {
-            XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.\(identifier: pipelineTable)"), try db.count("SELECT count(*) FROM tandem.links WHERE module = \(module)"))
-            XCTAssertEqual(try db.count("SELECT count(*) FROM crm.\(identifier: crmTable)"), try db.count("SELECT count(*) FROM tandem.links WHERE module = \(module)"))
+            let links = try db.count("SELECT count(*) FROM tandem.links WHERE module = \(module)")
+            XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.\(identifier: pipelineTable)"), links, module, file: file, line: line)
+            XCTAssertEqual(try db.count("SELECT count(*) FROM crm.\(identifier: crmTable)"), links, module, file: file, line: line)
         }
     }
 
@@ -217,12 +223,7 @@ final class SyncTests: XCTestCase {
         }
         try engine.passUntilQuiet()
         XCTAssertEqual(try db.scalar("SELECT state FROM tandem.tab_status"), "active")
-        for (pipelineTable, crmTable, module) in [("companies", "accounts", "companies"), ("contacts", "contacts", "contacts")] {
-            let links = try db.count("SELECT count(*) FROM tandem.links WHERE module = \(module)")
-            XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.\(identifier: pipelineTable)"), links, module)
-            XCTAssertEqual(try db.count("SELECT count(*) FROM crm.\(identifier: crmTable)"), links, module)
-            XCTAssertEqual(try db.count("SELECT count(DISTINCT pipeline_id) + count(DISTINCT crm_id) FROM tandem.links WHERE module = \(module)"), 2 * links, module)
-        }
+        try assertEveryRecordLinked(db)
         XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE last_name LIKE 'Span low %'"), 4)
         XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.companies WHERE company_name LIKE 'Span C%'"), 4)
     }
@@ -449,11 +450,7 @@ final class SyncTests: XCTestCase {
         try resumed.attach("default")
         try resumed.passUntilQuiet()
         XCTAssertEqual(try db.scalar("SELECT state FROM tandem.tab_status"), "active")
-        for (pipelineTable, crmTable, module) in [("companies", "accounts", "companies"), ("contacts", "contacts", "contacts")] {
-            let links = try db.count("SELECT count(*) FROM tandem.links WHERE module = \(module)")
-            XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.\(identifier: pipelineTable)"), links, module)
-            XCTAssertEqual(try db.count("SELECT count(*) FROM crm.\(identifier: crmTable)"), links, module)
-        }
+        try assertEveryRecordLinked(db)
         XCTAssertEqual(try db.count("SELECT count(*) FROM (SELECT lower(btrim(email)) FROM crm.contacts WHERE email IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d"), 0, "no duplicate contacts")
     }
 
