@@ -385,7 +385,7 @@ public struct ModuleCompiler: Sendable {
     /// its app table reads that run, not the whole table (at 300,000 records
     /// per module a chunk of 10,000 contacts hashed all 510,000 of them: 0.4 s
     /// where the key's index reads them in 0.03 s). The large merge plans
-    /// each statement with the span's values (plan_cache_mode), so a span
+    /// each statement with the span's values (`PassFunction.spanned`), so a span
     /// over much of a table is still read sequentially. Live changes in the
     /// same batch widen the span, never past the table. Empty for a small
     /// batch and for a key type with no min().
