@@ -218,7 +218,8 @@ public struct PassFunction: Sendable {
     /// its row goes into. A statement with no span is returned as it is.
     /// (A function-level `plan_cache_mode = force_custom_plan` did the same,
     /// and also planned again every query of every trigger the statement
-    /// fired: a foreign key's check of each copy took 8 instead of 3 µs.)
+    /// fired: the foreign-key checks of 35,000 copied contacts took 340
+    /// instead of 170 ms, `auto_explain` timing both.)
     static func spanned(_ text: String, into: String? = nil) -> String {
         let variables = Side.allCases.flatMap { side -> [String] in
             let (lo, hi) = ModuleCompiler.spanVariables(side)

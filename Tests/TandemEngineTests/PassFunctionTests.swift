@@ -94,7 +94,7 @@ final class PassFunctionTests: XCTestCase {
     /// whole function: the apps' triggers it fires, and the foreign-key
     /// checks of the copies it writes, keep the plans PostgreSQL caches for
     /// them (with `plan_cache_mode = force_custom_plan` on the function, each
-    /// foreign-key check of a copy was planned again: 8 instead of 3 µs).
+    /// foreign-key check of a copy was planned again, which doubled their cost).
     func testTheLargeMergeLeavesTheTriggersItFiresThePlanCacheAsItIs() throws {
         let db = try TestDatabase()
         try db.execute("CREATE TABLE public.trigger_settings (setting text)")
