@@ -384,15 +384,17 @@ public struct ModuleCompiler: Sendable {
     /// sync's chunk is a run of consecutive keys, so the join of a chunk with
     /// its app table reads that run, not the whole table (at 300,000 records
     /// per module a chunk of 10,000 contacts hashed all 510,000 of them: 0.4 s
-    /// where the key's index reads them in 0.03 s). The large merge plans
-    /// each statement with the span's values (`PassFunction.spanned`), so a span
-    /// over much of a table is still read sequentially. Live changes in the
-    /// same batch widen the span, never past the table. Empty for a small
-    /// batch and for a key type with no min().
+    /// where the key's index reads them in 0.03 s). The statement reads the
+    /// span as parameters (`spanParameters`), which the large merge binds to
+    /// its variables by `EXECUTE … USING` (`PassFunction.spanned`): planned
+    /// with the span's values, a span over much of a table is still read
+    /// sequentially. Live changes in the same batch widen the span, never
+    /// past the table. Empty for a small batch and for a key type with no
+    /// min().
     func withinSpan(_ side: Side, alias: String, large: Bool) -> SQL {
         guard large, hasSpan(side) else { return "" }
         let key = key(side)
-        let (lo, hi) = Self.spanVariables(side)
+        let (lo, hi) = Self.spanParameters(side)
         return " AND \(raw: alias).\(identifier: key.name) BETWEEN (\(raw: lo))::\(raw: key.baseType) AND (\(raw: hi))::\(raw: key.baseType)"
     }
 
@@ -401,6 +403,20 @@ public struct ModuleCompiler: Sendable {
     /// The large merge's variables that hold the span of `side`.
     public static func spanVariables(_ side: Side) -> (lo: String, hi: String) {
         ("_span_lo_\(side.rawValue)", "_span_hi_\(side.rawValue)")
+    }
+
+    /// Every side's span variables, in the order of `spanParameters`: what
+    /// the large merge passes to a statement that reads a span.
+    public static var spanArguments: [String] {
+        [Side.pipeline, .crm].flatMap { side -> [String] in
+            let (lo, hi) = spanVariables(side)
+            return [lo, hi]
+        }
+    }
+
+    /// The parameters by which a statement reads the span of `side`.
+    static func spanParameters(_ side: Side) -> (lo: String, hi: String) {
+        side == .pipeline ? ("$1", "$2") : ("$3", "$4")
     }
 
     /// The least and greatest key of `side` among the candidates, for

@@ -196,10 +196,6 @@ public struct PassFunction: Sendable {
     /// parameter of an apply statement as NULL (the whole batch).
     static func statement(_ sql: SQL) throws -> String {
         guard let text = sql.renderWithoutValues() else { throw ValueInStatement() }
-        return statement(text: text)
-    }
-
-    static func statement(text: String) -> String {
         if text.hasPrefix("SELECT") { return "PERFORM" + text.dropFirst("SELECT".count) + ";" }
         return text + ";"
     }
@@ -210,26 +206,19 @@ public struct PassFunction: Sendable {
         return text
     }
 
-    /// A statement of the large merge that reads the key spans of its
-    /// candidates (`ModuleCompiler.withinSpan`), run by `EXECUTE … USING`,
-    /// which plans it with the spans' values each time: a chunk of an
-    /// initial sync is a range of keys, read by the key's index, and a span
-    /// over most of a table is read sequentially. `into`: the variables
-    /// its row goes into. A statement with no span is returned as it is.
-    /// (A function-level `plan_cache_mode = force_custom_plan` did the same,
-    /// and also planned again every query of every trigger the statement
-    /// fired: the foreign-key checks of 35,000 copied contacts took 340
-    /// instead of 170 ms, `auto_explain` timing both.)
-    static func spanned(_ text: String, into: String? = nil) -> String {
-        let variables = Side.allCases.flatMap { side -> [String] in
-            let (lo, hi) = ModuleCompiler.spanVariables(side)
-            return [lo, hi]
-        }
-        // `withinSpan` writes each variable in parentheses.
-        guard variables.contains(where: { text.contains("(\($0))") }) else { return into.map { "\(text) INTO \($0);" } ?? statement(text: text) }
-        var sql = text
-        for (number, variable) in variables.enumerated() { sql = sql.replacingOccurrences(of: "(\(variable))", with: "($\(number + 1))") }
-        return "EXECUTE \(SQL.quote(literal: sql))\(into.map { " INTO \($0)" } ?? "") USING \(variables.joined(separator: ", "));"
+    /// A statement of the large merge that reads the key span of its
+    /// candidates (`ModuleCompiler.withinSpan`), run by `EXECUTE … USING` the
+    /// span variables, which plans it with their values each time: a chunk
+    /// of an initial sync is a range of keys, read by the key's index, and a
+    /// span over most of a table is read sequentially. `into`: the variables
+    /// its row goes into. (A function-level `plan_cache_mode =
+    /// force_custom_plan` did the same, and also planned again every query
+    /// of every trigger the statement fired: the foreign-key checks of
+    /// 35,000 copied contacts took 340 instead of 170 ms, `auto_explain`
+    /// timing both.)
+    static func spanned(_ sql: SQL, into: String? = nil) throws -> String {
+        let text = try query(sql)
+        return "EXECUTE \(SQL.quote(literal: text))\(into.map { " INTO \($0)" } ?? "") USING \(ModuleCompiler.spanArguments.joined(separator: ", "));"
     }
 
     var id: String { String(integrationID) }
@@ -344,10 +333,13 @@ public struct PassFunction: Sendable {
         // The match and the copies ask the pairs which candidates are linked
         // (`unlinkedCandidate`): planned on the pairs as they are now.
         if large { out.line("IF _linked > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
+        // A large batch's match, preparation and creation of copies of a
+        // side whose key has a span read it (`ModuleCompiler.withinSpan`).
+        let readsSpan = { (side: Side) in large && module.span[side] != nil }
         // Some candidates have no link yet: match them (B3), else copy them.
         let matches = try Side.allCases.compactMap { side -> String? in
             guard let match = (large ? module.matchLarge : module.match)[side] else { return nil }
-            let statement = large ? Self.spanned(try Self.query(match)) : try Self.statement(match)
+            let statement = readsSpan(side) ? try Self.spanned(match) : try Self.statement(match)
             return statement + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
         }
         // The spans of the candidates' keys, for the match, the preparation
@@ -366,16 +358,17 @@ public struct PassFunction: Sendable {
         out.line("IF _candidates > _linked THEN")
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
-            out.line(large ? Self.spanned(try Self.query(module.prepareCreateLarge[side])) : try Self.statement(module.prepareCreate[side]))
+            let prepare = (large ? module.prepareCreateLarge : module.prepareCreate)[side]
+            out.line(readsSpan(side) ? try Self.spanned(prepare) : try Self.statement(prepare))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
             if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
             // Created, linked and mirrored in one statement; if a record's
             // data fails it, created record by record, then linked, and
             // mirrored with the fresh pairs after both sides.
-            let fused = try Self.query((large ? module.createLinkAndMirrorLarge : module.createLinkAndMirror)[side])
+            let fused = (large ? module.createLinkAndMirrorLarge : module.createLinkAndMirror)[side]
             out.line(try apply(large ? module.createLarge[side] : module.create[side], compiler: compiler,
-                               fast: Self.spanned(fused, into: "_n"), fallback: """
+                               fast: readsSpan(side) ? try Self.spanned(fused, into: "_n") : "\(try Self.query(fused)) INTO _n;", fallback: """
                                    \(try Self.statement(module.linkCreated[side]))
                                    GET DIAGNOSTICS _n = ROW_COUNT; _fresh := _fresh + _n;
                                    """))
