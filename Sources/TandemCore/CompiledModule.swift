@@ -20,7 +20,7 @@ public struct BySide<Value: Sendable>: Sendable {
 public struct CompiledModule: Sendable {
     public let compiler: ModuleCompiler
     public let linkedPairs: SQL
-    public let clearWork: [SQL]
+    public let clearWork: SQL
     public let forgetWaiting: SQL
     public let retryWaiting: SQL
     public let match: BySide<SQL?>

@@ -66,6 +66,9 @@ public struct PassFunction: Sendable {
         self.largeAbove = largeAbove
     }
 
+    /// The name the engine's session prepares `livePass` under when it binds.
+    public static let livePassStatement = "tandem_live_pass"
+
     /// The call of a live pass, with the version the engine is bound to.
     public static func livePass(configVersion: Int64) -> SQL {
         "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, false, NULL, 'incremental')"
@@ -101,15 +104,18 @@ public struct PassFunction: Sendable {
               _moves boolean;
               _syncing text[];
               _merged bigint[];
+              _failing boolean;
+              _deferring boolean;
+              _waiting_any boolean;
               _n bigint;
               _read bigint := 0;
               _errors bigint := 0;
             """,
             body: prologue + "\n" + """
             IF _read + coalesce(_chunk, 0) > \(largeAbove) THEN
-              _merged := pg_temp.tandem_merge_large(_syncing);
+              _merged := pg_temp.tandem_merge_large(_syncing, _waiting_any);
             ELSE
-              _merged := pg_temp.tandem_merge_small(_syncing);
+              _merged := pg_temp.tandem_merge_small(_syncing, _waiting_any);
             END IF;
             _read := _read + _merged[1];
             """ + "\n" + epilogue)]
@@ -121,10 +127,15 @@ public struct PassFunction: Sendable {
     func merge(large: Bool) throws -> String {
         var body = Body()
         if large { body.line("ANALYZE _tandem_candidates;") }
-        for module in compiled { body.line(try moduleBody(module, large: large)) }
-        body.line("RETURN ARRAY[_read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm, _conflicts, 0, _waiting, _deferred];")
+        // Every module's candidates counted in one statement.
+        if !compiled.isEmpty {
+            let counts = compiled.map { "count(*) FILTER (WHERE module = \(SQL.quote(literal: $0.module.name)))" }
+            body.line("SELECT \(counts.joined(separator: ", "))\n  INTO \(compiled.indices.map { "_candidates_\($0)" }.joined(separator: ", ")) FROM _tandem_candidates;")
+        }
+        for (index, module) in compiled.enumerated() { body.line(try moduleBody(module, index: index, large: large)) }
+        body.line("RETURN ARRAY[_read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm, _conflicts, _fallbacks, _waiting, _deferred];")
         return function(
-            "tandem_merge_\(large ? "large" : "small")(_syncing text[])",
+            "tandem_merge_\(large ? "large" : "small")(_syncing text[], _waiting_any boolean)",
             // A large batch sorts and hashes up to a chunk of records (50,000
             // in an initial sync) at a time: with the default 4 MB the sorts of
             // the match spilled to disk. Each statement with a key span is
@@ -139,6 +150,8 @@ public struct PassFunction: Sendable {
               _span_hi_crm text;
               _n bigint;
               _candidates bigint;
+              \(compiled.indices.map { "_candidates_\($0) bigint;" }.joined(separator: " "))
+              _fallbacks bigint := 0;
               _linked bigint;
               _missing bigint;
               _new_links bigint;
@@ -225,7 +238,7 @@ public struct PassFunction: Sendable {
 
     /// Checks, the read of the change log and of due retries.
     var prologue: String {
-        let clear = Self.passTables.map { "DELETE FROM \($0);" }.joined(separator: "\n  ")
+        let clear = "\(ModuleCompiler.emptying(Self.passTables));"
         return """
             IF NOT _prepared THEN
               \(clear)
@@ -279,14 +292,24 @@ public struct PassFunction: Sendable {
             ON CONFLICT DO NOTHING;
             GET DIAGNOSTICS _read = ROW_COUNT;
             _moves := _read > 0 OR _restored;
-            INSERT INTO _tandem_candidates (module, side, record_id)
-            SELECT f.module, f.side, f.record_id FROM tandem.record_failures f
-             WHERE f.integration_id = \(id) AND f.resolved_at IS NULL AND f.retry_at <= now()
-            UNION
-            SELECT d.module, d.side, d.record_id FROM tandem.deferred_records d
-             WHERE d.integration_id = \(id) AND d.retry_at <= now()
-            ON CONFLICT DO NOTHING;
-            GET DIAGNOSTICS _n = ROW_COUNT;
+            -- Failed and deferred records due for a retry are candidates. Which
+            -- of the three tables of records held back have any of this
+            -- integration's is noted too: the statements that clear them run
+            -- only then (one statement each fewer in most passes).
+            WITH due AS (
+              INSERT INTO _tandem_candidates (module, side, record_id)
+              SELECT f.module, f.side, f.record_id FROM tandem.record_failures f
+               WHERE f.integration_id = \(id) AND f.resolved_at IS NULL AND f.retry_at <= now()
+              UNION
+              SELECT d.module, d.side, d.record_id FROM tandem.deferred_records d
+               WHERE d.integration_id = \(id) AND d.retry_at <= now()
+              ON CONFLICT DO NOTHING
+              RETURNING 1)
+            SELECT (SELECT count(*) FROM due),
+                   EXISTS (SELECT 1 FROM tandem.record_failures f WHERE f.integration_id = \(id) AND f.resolved_at IS NULL),
+                   EXISTS (SELECT 1 FROM tandem.deferred_records d WHERE d.integration_id = \(id)),
+                   EXISTS (SELECT 1 FROM tandem.waiting_records w WHERE w.integration_id = \(id))
+              INTO _n, _failing, _deferring, _waiting_any;
             _read := _read + _n;
             -- A quiet pass writes nothing (B4): the old cursor is still exact.
             IF _read = 0 AND _chunk IS NULL AND NOT _restored THEN RETURN ARRAY[\(Status.quiet.rawValue)]; END IF;
@@ -306,7 +329,7 @@ public struct PassFunction: Sendable {
     }
 
     /// One module: skipped unless its tab syncs and it has candidates.
-    func moduleBody(_ module: CompiledModule, large: Bool) throws -> String {
+    func moduleBody(_ module: CompiledModule, index: Int, large: Bool) throws -> String {
         let compiler = module.compiler
         let name = SQL.quote(literal: compiler.module.name)
         let earlier = compiled.prefix { $0.module.name != compiler.module.name }.map(\.module.name)
@@ -315,7 +338,7 @@ public struct PassFunction: Sendable {
         var out = Body()
         out.line("-- module \(compiler.module.name.replacingOccurrences(of: "\n", with: " "))")
         out.line("IF \(SQL.quote(literal: compiler.module.tab.rawValue)) = ANY (_syncing) THEN")
-        out.line("SELECT count(*) INTO _candidates FROM _tandem_candidates WHERE module = \(name);")
+        out.line("_candidates := _candidates_\(index);")
         if !parents.isEmpty {
             // Waiting records whose parent was linked in this pass come back.
             let list = parents.map { SQL.quote(literal: $0) }.joined(separator: ", ")
@@ -326,8 +349,8 @@ public struct PassFunction: Sendable {
         }
         out.line("IF _candidates > 0 THEN")
         out.line("_new_links := 0; _fresh := 0;")
-        for statement in module.clearWork { out.line(try Self.statement(statement)) }
-        out.line(try Self.statement(module.forgetWaiting))
+        out.line(try Self.statement(module.clearWork))
+        out.line("IF _waiting_any THEN \(try Self.statement(module.forgetWaiting)) END IF;")
         out.line(try Self.statement(module.linkedPairs))
         out.line("GET DIAGNOSTICS _linked = ROW_COUNT;")
         // The match and the copies ask the pairs which candidates are linked
@@ -471,6 +494,7 @@ public struct PassFunction: Sendable {
             EXCEPTION WHEN OTHERS THEN
               GET STACKED DIAGNOSTICS _state = RETURNED_SQLSTATE;
               IF left(_state, 2) IN ('42', '40', '08', '53', '55', '57', 'XX') THEN RAISE; END IF;
+              _fallbacks := _fallbacks + 1;
               WITH failed AS (
                 INSERT INTO _tandem_failed (module, side, record_id, operation, sqlstate, message)
                 SELECT \(name), \(side), \(recordID), \(operation), e.failed_sqlstate, e.failed_message
@@ -490,6 +514,8 @@ public struct PassFunction: Sendable {
         """
         -- Failures are kept with a growing back-off; records that went through
         -- resolve their earlier failures.
+        -- Only a merge that fell back to record-by-record writes has failures.
+        IF _merged[8] > 0 THEN
         INSERT INTO tandem.record_failures AS f (integration_id, module, side, record_id, operation, sqlstate, message, retry_at)
         SELECT DISTINCT ON (module, side, record_id) \(id), module, side, record_id, operation, sqlstate, message, now() + interval '5 seconds'
           FROM _tandem_failed WHERE record_id IS NOT NULL
@@ -502,15 +528,21 @@ public struct PassFunction: Sendable {
                               interval '5 seconds' * power(2, least(CASE WHEN f.resolved_at IS NULL THEN f.attempts ELSE 0 END, 10))),
                resolved_at = NULL;
         GET DIAGNOSTICS _errors = ROW_COUNT;
+        END IF;
+        -- Failures of this pass are in _tandem_failed; earlier ones existed
+        -- when it began.
+        IF _failing THEN
         UPDATE tandem.record_failures f SET resolved_at = now()
           FROM _tandem_candidates c
          WHERE f.integration_id = \(id) AND f.resolved_at IS NULL
            AND f.module = c.module AND f.side = c.side AND f.record_id = c.record_id
            AND NOT EXISTS (SELECT 1 FROM _tandem_failed x WHERE x.module = c.module AND x.side = c.side AND x.record_id = c.record_id);
+        END IF;
         -- Deferred records that were candidates and went through are done,
         -- due or not (a change of the record itself may bring it back before
-        -- its retry); those deferred again were written by this pass.
-        IF EXISTS (SELECT 1 FROM tandem.deferred_records d WHERE d.integration_id = \(id)) THEN
+        -- its retry); those deferred again were written by this pass, and
+        -- there are others only if there were some when it began.
+        IF _deferring THEN
           DELETE FROM tandem.deferred_records d USING _tandem_candidates c
            WHERE d.integration_id = \(id) AND d.xmin <> pg_current_xact_id()::xid
              AND c.module = d.module AND c.side = d.side AND c.record_id = d.record_id;

@@ -388,6 +388,9 @@ extension Engine {
             throw TandemError(.error, "integration '\(integration.name)' compiled to a statement that carries a value; its pass cannot be built")
         }
         for function in functions { try connection.execute(SQL(raw: function)) }
+        // A live pass is parsed and planned once per session (the version is
+        // a parameter of it).
+        try connection.prepare(PassFunction.livePassStatement, PassFunction.livePass(configVersion: 0))
         try connection.execute("LISTEN tandem")
         try joinFollowers()
         let version = try connection.execute("SELECT config_version FROM tandem.integrations WHERE integration_id = \(id)").scalar

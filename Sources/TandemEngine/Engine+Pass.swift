@@ -105,7 +105,7 @@ extension Engine {
     /// tab runs a background job, the pass also takes the job's next chunk.
     func passOnce(_ bound: Bound, events: inout [String]) throws -> PassSummary {
         let started = Date()
-        let result = try connection.execute(PassFunction.livePass(configVersion: bound.configVersion)).scalar
+        let result = try connection.execute(prepared: PassFunction.livePassStatement, PassFunction.livePass(configVersion: bound.configVersion)).scalar
         var (status, summary) = try passResult(result, bound)
         var chunk: JobChunk?
         if status == .job {
@@ -142,7 +142,7 @@ extension Engine {
     /// queued as candidates, merged with the live changes, and its progress
     /// committed with them.
     func jobPass(_ bound: Bound, events: inout [String]) throws -> (PassFunction.Status, PassSummary, JobChunk?) {
-        try connection.execute(batch: ["BEGIN ISOLATION LEVEL READ COMMITTED"] + PassFunction.passTables.map { "DELETE FROM \(raw: $0)" } + [
+        try connection.execute(batch: ["BEGIN ISOLATION LEVEL READ COMMITTED", ModuleCompiler.emptying(PassFunction.passTables),
             // A reactivation's catch-up decides its modules' conflicts by its own policy (R16).
             """
             INSERT INTO _tandem_policies (module, policy)

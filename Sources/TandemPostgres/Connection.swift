@@ -153,6 +153,45 @@ public final class Connection {
         return try check(result, statement: text)
     }
 
+    /// The statements prepared in this session, by name, with their text.
+    private var prepared: [String: String] = [:]
+
+    /// Prepares `sql` as this session's statement `name` (its values only
+    /// give their number): nothing to do if it is prepared with this text
+    /// already, else one round trip (two if another text had the name).
+    public func prepare(_ name: String, _ sql: SQL) throws {
+        let connection = try open()
+        let (text, values) = sql.render()
+        guard prepared[name] != text else { return }
+        if prepared[name] != nil {
+            _ = try execute("DEALLOCATE \(identifier: name)")
+            prepared[name] = nil
+        }
+        try throwIfCanceled(text)
+        roundTrips += 1
+        _ = try check(PQprepare(connection, name, text, Int32(values.count), nil), statement: text)
+        prepared[name] = text
+    }
+
+    /// Runs `sql` as this session's prepared statement `name`, prepared
+    /// first if need be (`prepare`): a statement run all day is parsed and
+    /// planned once, not at every call.
+    @discardableResult
+    public func execute(prepared name: String, _ sql: SQL) throws -> QueryResult {
+        try prepare(name, sql)
+        let connection = try open()
+        let (text, values) = sql.render()
+        roundTrips += 1
+        try throwIfCanceled(text)
+        let cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
+        defer { cStrings.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = cStrings.map { $0.map { UnsafePointer($0) } }
+        let result = pointers.withUnsafeBufferPointer { buffer in
+            PQexecPrepared(connection, name, Int32(values.count), buffer.baseAddress, nil, nil, 0)
+        }
+        return try check(result, statement: text)
+    }
+
     /// Runs several statements in one round trip when none carries a value
     /// (simple query protocol); else one by one. Returns the last result; the
     /// first failure stops the rest, as in a script.

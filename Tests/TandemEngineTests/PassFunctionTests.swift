@@ -24,6 +24,12 @@ final class PassFunctionTests: XCTestCase {
         XCTAssertFalse(try engine.pass().didWork)
         XCTAssertEqual(engine.connection.roundTrips - before, 1, "a quiet pass is one round trip too")
         XCTAssertFalse(engine.connection.inTransaction, "a live pass leaves no transaction open")
+        // The call is the statement the session prepared when it bound:
+        // parsed once, not at every pass.
+        let calls = try engine.connection.execute("""
+            SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE name = \(PassFunction.livePassStatement)
+            """).scalar
+        XCTAssertGreaterThanOrEqual(Int64(calls ?? "") ?? 0, 11, "passes run by the prepared statement")
         // The work tables were analyzed empty when the engine bound; a pass
         // that analyzed them would have counted its rows.
         let analyzed = try engine.connection.execute("""
