@@ -140,17 +140,18 @@ public final class Connection {
         roundTrips += 1
         let (text, values) = sql.render()
         try throwIfCanceled(text)
-        if values.isEmpty {
-            return try check(PQexecParams(connection, text, 0, nil, nil, nil, nil, 0), statement: text)
-        }
-        // Keep the C strings alive for the duration of the call.
+        let result = Self.withCStrings(values) { PQexecParams(connection, text, Int32(values.count), nil, $0, nil, nil, 0) }
+        return try check(result, statement: text)
+    }
+
+    /// Calls `body` with the values as C strings (NULL for nil), kept alive
+    /// for the duration of the call; nil when there are none.
+    private static func withCStrings<Result>(_ values: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> Result) -> Result {
+        if values.isEmpty { return body(nil) }
         let cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
         defer { cStrings.forEach { free($0) } }
         let pointers: [UnsafePointer<CChar>?] = cStrings.map { $0.map { UnsafePointer($0) } }
-        let result = pointers.withUnsafeBufferPointer { buffer in
-            PQexecParams(connection, text, Int32(values.count), nil, buffer.baseAddress, nil, nil, 0)
-        }
-        return try check(result, statement: text)
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     /// The statements prepared in this session, by name, with their text.
@@ -183,12 +184,7 @@ public final class Connection {
         let (text, values) = sql.render()
         roundTrips += 1
         try throwIfCanceled(text)
-        let cStrings: [UnsafeMutablePointer<CChar>?] = values.map { $0.flatMap { strdup($0) } }
-        defer { cStrings.forEach { free($0) } }
-        let pointers: [UnsafePointer<CChar>?] = cStrings.map { $0.map { UnsafePointer($0) } }
-        let result = pointers.withUnsafeBufferPointer { buffer in
-            PQexecPrepared(connection, name, Int32(values.count), buffer.baseAddress, nil, nil, 0)
-        }
+        let result = Self.withCStrings(values) { PQexecPrepared(connection, name, Int32(values.count), $0, nil, nil, 0) }
         return try check(result, statement: text)
     }
 
