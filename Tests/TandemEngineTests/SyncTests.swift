@@ -502,6 +502,28 @@ final class SyncTests: XCTestCase {
             """), "Small Shop")
     }
 
+    /// A waiting record that is changed again is judged like any candidate:
+    /// what it waited for is forgotten, and without a parent it is copied.
+    func testB6_AWaitingRecordThatDropsItsParentIsCopiedAndWaitsNoMore() throws {
+        let db = try TestDatabase()
+        let config = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"tabs":{"contacts_companies":{"views":{"companies":"key_accounts","contacts":"all_contacts"}}}}"#
+        let engine = try db.syncedEngine(config: config)
+        let admin = try db.adminID(.crm)
+        try db.execute("INSERT INTO crm.accounts (account_name, annual_revenue, owner_id) VALUES ('Small Shop', 10, \(admin)::bigint)")
+        try db.execute("INSERT INTO crm.contacts (last_name, email, account_id, owner_id) VALUES ('Shopkeeper', 'shop@example.org', currval('crm.accounts_id_seq'), \(admin)::bigint)")
+        try engine.passUntilQuiet()
+        let shopkeeper = try XCTUnwrap(try db.scalar("SELECT id::text FROM crm.contacts WHERE last_name = 'Shopkeeper'"))
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.waiting_records WHERE module = 'contacts' AND record_id = \(shopkeeper)"), 1)
+
+        try db.execute("UPDATE crm.contacts SET account_id = NULL WHERE id = \(shopkeeper)::bigint")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.waiting_records WHERE module = 'contacts' AND record_id = \(shopkeeper)"), 0,
+                       "it waits for nothing now")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.pending_changes WHERE change = 'waiting' AND module = 'contacts' AND record_id = \(shopkeeper)"), 0)
+        let copy = try XCTUnwrap(try db.linked("contacts", from: .crm, id: shopkeeper))
+        XCTAssertEqual(try db.scalar("SELECT last_name FROM pipeline.contacts WHERE id = \(copy)::bigint AND company_id IS NULL"), "Shopkeeper")
+    }
+
     func testB9_OneActiveSyncerPerIntegrationTheOtherStandsBy() throws {
         let db = try TestDatabase()
         let first = try db.syncedEngine()
