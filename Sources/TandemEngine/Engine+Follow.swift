@@ -196,7 +196,7 @@ extension Engine {
         let bound = try requireBound()
         guard isActiveSyncer else { return Self.standbyRetryMilliseconds }
         // Prepared: it runs after every wake-up, and parsing and planning it
-        // cost 0.4 ms of the server's time, twenty times running it.
+        // cost 0.42 ms of the server's time, and running it 0.006 ms.
         let due = try database {
             try connection.execute(prepared: "tandem_next_retry", """
                 SELECT ceil(extract(epoch FROM min(due) - clock_timestamp()) * 1000)::bigint
