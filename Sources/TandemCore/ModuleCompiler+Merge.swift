@@ -223,7 +223,7 @@ extension ModuleCompiler {
             """
     }
 
-    /// Writes the merged fields into `target` (set-based; `$1` restricts to one link).
+    /// Writes the merged fields into `target`, set-based (its `oneRecord` form: one link).
     public func update(_ target: Side) -> ApplyStatement {
         let action = target == .crm ? "c" : "p"
         let sourcePrefix = target == .crm ? "p" : "c"
@@ -239,9 +239,9 @@ extension ModuleCompiler {
               FROM \(raw: workTable) w
              WHERE w.to_\(raw: target == .crm ? "crm" : "pipeline") AND NOT w.failed
                AND t.\(identifier: targetKey) = \(keyValue(target, target == .crm ? "w.c_id" : "w.p_id"))
-               AND w.link_id = coalesce(\(Self.oneRecord)::bigint, w.link_id)
             """
-        return ApplyStatement(sql: sql, workTable: workTable, workKey: "link_id", source: target.other, operation: "update")
+        return ApplyStatement(sql: sql, oneRecord: sql + "\n   AND w.link_id = \(Self.oneRecord)::bigint",
+                              workTable: workTable, workKey: "link_id", source: target.other, operation: "update")
     }
 
     /// Mirrors of pairs where nothing was written: the hashes the merge computed.

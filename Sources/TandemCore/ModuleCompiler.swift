@@ -5,7 +5,14 @@ import TandemPostgres
 /// server (tandem._apply_each) so that one bad record becomes a record error
 /// instead of stopping the batch (B6). `$1` restricts it to one record.
 public struct ApplyStatement: Sendable {
+    /// The statement over the whole batch.
     public let sql: SQL
+    /// The same statement restricted to one record, whose key is its only
+    /// parameter: what `tandem._apply_each` runs when the batch failed. (A
+    /// restriction in the batch statement that a NULL turns off,
+    /// `key = coalesce($1, key)`, made the planner expect one row in 200 of
+    /// the batch and look every record's links up one by one.)
+    public let oneRecord: SQL
     /// The work table and its key column, for tandem._apply_each.
     public let workTable: String
     public let workKey: String
@@ -506,14 +513,15 @@ public struct ModuleCompiler: Sendable {
             """
     }
 
-    /// Writes the copies (set-based; `$1` restricts to one source key).
+    /// Writes the copies, set-based (its `oneRecord` form: one source key).
     /// `ownersByJoin`: owners (R13) come from one join with the target app's
     /// users by email, which a large batch hashes once, instead of a lookup
     /// per record, which a small batch does in less time than the join's
     /// scan of every user.
     public func create(from side: Side, ownersByJoin: Bool = false) -> ApplyStatement {
-        let sql = insertCopies(from: side, ownersByJoin: ownersByJoin, only: "AND w.src_id = coalesce(\(Self.oneRecord)::text, w.src_id)")
-        return ApplyStatement(sql: sql, workTable: createTable(side), workKey: "src_id", source: side, operation: "create")
+        ApplyStatement(sql: insertCopies(from: side, ownersByJoin: ownersByJoin, only: ""),
+                       oneRecord: insertCopies(from: side, ownersByJoin: ownersByJoin, only: "AND w.src_id = \(Self.oneRecord)::text"),
+                       workTable: createTable(side), workKey: "src_id", source: side, operation: "create")
     }
 
     /// The copies of the prepared records of `side` (those that do not wait

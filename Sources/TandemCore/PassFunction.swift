@@ -483,7 +483,7 @@ public struct PassFunction: Sendable {
     /// run to do the rest.
     func apply(_ statement: ApplyStatement, compiler: ModuleCompiler, fast: String? = nil, fallback: String = "") throws -> String {
         guard let text = statement.sql.renderWithoutValues() else { throw ValueInStatement() }
-        let one = statement.sql.render().text
+        let one = statement.oneRecord.render().text
         let name = SQL.quote(literal: compiler.module.name)
         let side = SQL.quote(literal: statement.source.rawValue)
         let operation = SQL.quote(literal: statement.operation)
