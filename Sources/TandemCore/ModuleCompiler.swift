@@ -3,7 +3,7 @@ import TandemPostgres
 /// A statement that writes to an app table. It runs set-based over the whole
 /// batch; if that fails, the engine runs it again record by record on the
 /// server (tandem._apply_each) so that one bad record becomes a record error
-/// instead of stopping the batch (B6). `$1` restricts it to one record.
+/// instead of stopping the batch (B6), in its `oneRecord` form.
 public struct ApplyStatement: Sendable {
     /// The statement over the whole batch.
     public let sql: SQL

@@ -481,16 +481,23 @@ final class SyncTests: XCTestCase {
         XCTAssertEqual(try db.count("SELECT count(*) FROM crm.contacts WHERE email = 'bad@example.org'"), 1)
     }
 
-    func testB6_AChildWhoseParentIsNotLinkedWaitsAndFollowsTheParent() throws {
-        let db = try TestDatabase()
+    /// A synced engine whose CRM contact 'Shopkeeper' waits for its account,
+    /// 'Small Shop', which is not in the key accounts that sync; and the
+    /// contact's id.
+    private func engineWithAWaitingShopkeeper(_ db: TestDatabase) throws -> (Engine, String) {
         let config = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"tabs":{"contacts_companies":{"views":{"companies":"key_accounts","contacts":"all_contacts"}}}}"#
         let engine = try db.syncedEngine(config: config)
         let admin = try db.adminID(.crm)
         try db.execute("INSERT INTO crm.accounts (account_name, annual_revenue, owner_id) VALUES ('Small Shop', 10, \(admin)::bigint)")
         try db.execute("INSERT INTO crm.contacts (last_name, email, account_id, owner_id) VALUES ('Shopkeeper', 'shop@example.org', currval('crm.accounts_id_seq'), \(admin)::bigint)")
         try engine.passUntilQuiet()
+        return (engine, try XCTUnwrap(try db.scalar("SELECT id::text FROM crm.contacts WHERE last_name = 'Shopkeeper'")))
+    }
+
+    func testB6_AChildWhoseParentIsNotLinkedWaitsAndFollowsTheParent() throws {
+        let db = try TestDatabase()
+        let (engine, shopkeeper) = try engineWithAWaitingShopkeeper(db)
         XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.contacts WHERE last_name = 'Shopkeeper'"), 0)
-        let shopkeeper = try XCTUnwrap(try db.scalar("SELECT id::text FROM crm.contacts WHERE last_name = 'Shopkeeper'"))
         XCTAssertEqual(try db.scalar("SELECT next_action FROM tandem.pending_changes WHERE change = 'waiting' AND module = 'contacts' AND record_id = \(shopkeeper)"),
                        "sync once its parent record is linked (R11)")
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.record_errors"), 0, "waiting is not an error")
@@ -506,13 +513,7 @@ final class SyncTests: XCTestCase {
     /// what it waited for is forgotten, and without a parent it is copied.
     func testB6_AWaitingRecordThatDropsItsParentIsCopiedAndWaitsNoMore() throws {
         let db = try TestDatabase()
-        let config = #"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"tabs":{"contacts_companies":{"views":{"companies":"key_accounts","contacts":"all_contacts"}}}}"#
-        let engine = try db.syncedEngine(config: config)
-        let admin = try db.adminID(.crm)
-        try db.execute("INSERT INTO crm.accounts (account_name, annual_revenue, owner_id) VALUES ('Small Shop', 10, \(admin)::bigint)")
-        try db.execute("INSERT INTO crm.contacts (last_name, email, account_id, owner_id) VALUES ('Shopkeeper', 'shop@example.org', currval('crm.accounts_id_seq'), \(admin)::bigint)")
-        try engine.passUntilQuiet()
-        let shopkeeper = try XCTUnwrap(try db.scalar("SELECT id::text FROM crm.contacts WHERE last_name = 'Shopkeeper'"))
+        let (engine, shopkeeper) = try engineWithAWaitingShopkeeper(db)
         XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.waiting_records WHERE module = 'contacts' AND record_id = \(shopkeeper)"), 1)
 
         try db.execute("UPDATE crm.contacts SET account_id = NULL WHERE id = \(shopkeeper)::bigint")
