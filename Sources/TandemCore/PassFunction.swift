@@ -237,6 +237,14 @@ public struct PassFunction: Sendable {
         return "EXECUTE \(SQL.quote(literal: text))\(into.map { " INTO \($0)" } ?? "") USING \(ModuleCompiler.spanArguments.joined(separator: ", "));"
     }
 
+    /// A compiled statement as PL/pgSQL, `spanned` when it reads a key span;
+    /// `into`: the variables its row goes into.
+    static func statement(_ sql: SQL, readsSpan: Bool, into: String? = nil) throws -> String {
+        if readsSpan { return try spanned(sql, into: into) }
+        guard let into else { return try statement(sql) }
+        return "\(try query(sql)) INTO \(into);"
+    }
+
     var id: String { String(integrationID) }
 
     /// Checks, the read of the change log and of due retries.
@@ -365,8 +373,7 @@ public struct PassFunction: Sendable {
         // Some candidates have no link yet: match them (B3), else copy them.
         let matches = try Side.allCases.compactMap { side -> String? in
             guard let match = (large ? module.matchLarge : module.match)[side] else { return nil }
-            let statement = readsSpan(side) ? try Self.spanned(match) : try Self.statement(match)
-            return statement + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
+            return try Self.statement(match, readsSpan: readsSpan(side)) + "\nGET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;"
         }
         // The spans of the candidates' keys, for the match, the preparation
         // and the creation of copies (`ModuleCompiler.withinSpan`).
@@ -385,7 +392,7 @@ public struct PassFunction: Sendable {
         for side in Side.allCases {
             let created = side == .pipeline ? "_created_crm" : "_created_pipeline"
             let prepare = (large ? module.prepareCreateLarge : module.prepareCreate)[side]
-            out.line(readsSpan(side) ? try Self.spanned(prepare) : try Self.statement(prepare))
+            out.line(try Self.statement(prepare, readsSpan: readsSpan(side)))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
             if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
@@ -394,7 +401,7 @@ public struct PassFunction: Sendable {
             // mirrored with the fresh pairs after both sides.
             let fused = (large ? module.createLinkAndMirrorLarge : module.createLinkAndMirror)[side]
             out.line(try apply(large ? module.createLarge[side] : module.create[side], compiler: compiler,
-                               fast: readsSpan(side) ? try Self.spanned(fused, into: "_n") : "\(try Self.query(fused)) INTO _n;", fallback: """
+                               fast: try Self.statement(fused, readsSpan: readsSpan(side), into: "_n"), fallback: """
                                    \(try Self.statement(module.linkCreated[side]))
                                    GET DIAGNOSTICS _n = ROW_COUNT; _fresh := _fresh + _n;
                                    """))
