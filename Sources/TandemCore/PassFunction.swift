@@ -274,7 +274,7 @@ public struct PassFunction: Sendable {
             -- synced merges to nothing); changes that a cursor made in this
             -- cluster still has to read keep their ids.
             IF _restored THEN
-              UPDATE tandem.change_log cl SET xid = '3'
+              UPDATE tandem.change_log cl SET xid = '3', xid_order = 3
                WHERE NOT EXISTS (SELECT 1 FROM tandem.sync_cursors sc
                                   WHERE pg_snapshot_xmax(sc.snapshot) <= pg_snapshot_xmax(pg_current_snapshot())
                                     AND cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot));
@@ -287,7 +287,8 @@ public struct PassFunction: Sendable {
             -- The tables the syncing tabs watch are a handful of rows, read
             -- once (the plan, made for a change log analyzed empty, looked
             -- them up again for every change). A record changed twice is
-            -- queued once (the conflict).
+            -- queued once (the conflict). The range on xid_order is the one
+            -- the log's block range index answers (migration 0014).
             WITH watched AS MATERIALIZED (
               SELECT mp.module, x.side, x.table_oid
                 FROM tandem.module_pairs mp
@@ -297,7 +298,8 @@ public struct PassFunction: Sendable {
             INSERT INTO _tandem_candidates (module, side, record_id)
             SELECT w.module, w.side, cl.record_id
               FROM tandem.sync_cursors sc
-              JOIN tandem.change_log cl ON cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)
+              JOIN tandem.change_log cl ON cl.xid_order >= sc.position::text::bigint
+                   AND cl.xid >= sc.position AND NOT pg_visible_in_snapshot(cl.xid, sc.snapshot)
               JOIN watched w ON w.table_oid = cl.table_oid
              WHERE sc.integration_id = \(id)
             ON CONFLICT DO NOTHING;
@@ -559,9 +561,13 @@ public struct PassFunction: Sendable {
         END IF;
         IF _moves THEN
           UPDATE tandem.sync_cursors SET snapshot = _current, moved_at = now() WHERE integration_id = \(id);
-          -- What every cursor has read is not needed any more.
+          -- What every cursor has read is not needed any more. A change at
+          -- or above a cursor's xmax is one that cursor has not read: the
+          -- least xmax bounds the search, which the log's index answers
+          -- (with the greatest, every pass looked through the whole log that
+          -- a stopped integration's cursor holds back).
           DELETE FROM tandem.change_log cl
-           WHERE cl.xid < (SELECT max(pg_snapshot_xmax(snapshot)) FROM tandem.sync_cursors)
+           WHERE cl.xid_order < (SELECT min(pg_snapshot_xmax(snapshot)) FROM tandem.sync_cursors)::text::bigint
              AND NOT EXISTS (SELECT 1 FROM tandem.sync_cursors sc WHERE NOT pg_visible_in_snapshot(cl.xid, sc.snapshot));
         END IF;
         INSERT INTO tandem.runs (integration_id, kind, started_at, changes_read, matched, created_in_pipeline, created_in_crm,

@@ -66,6 +66,55 @@ final class PassFunctionTests: XCTestCase {
         XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = (SELECT crm_id::bigint FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '1')"), "+81 3 0000 0001")
     }
 
+    /// Writers append to the change log without a btree whose rightmost page
+    /// every one of them writes (migration 0014), and a pass still reads
+    /// only what is above its cursor: here a second integration, whose
+    /// engine is stopped, holds back 300,000 changes its own cursor has not
+    /// read, and a pass after one edit reads a small part of the log's pages
+    /// to find the edit and to prune.
+    func testALongLogHeldBackByAStoppedIntegrationIsNotReadByEveryPass() throws {
+        let db = try TestDatabase()
+        let engine = try db.syncedEngine()
+        XCTAssertEqual(try db.scalar("""
+            SELECT string_agg(am.amname, ',') FROM pg_index i
+              JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+             WHERE i.indrelid = 'tandem.change_log'::regclass
+            """), "brin", "the change log's one index is a block range index")
+        try db.execute("""
+            WITH stopped AS (
+              INSERT INTO tandem.integrations (name, config, pipeline_setup_user_id, crm_setup_user_id)
+              VALUES ('stopped', '{}', '1', '1') RETURNING integration_id)
+            INSERT INTO tandem.sync_cursors (integration_id, snapshot) SELECT integration_id, pg_current_snapshot() FROM stopped
+            """)
+        // Changes of a table no tab watches, logged after the stopped cursor.
+        try db.execute("""
+            INSERT INTO tandem.change_log (table_oid, record_id, operation)
+            SELECT 'tandem.integrations'::regclass, g::text, 'U' FROM generate_series(1, 300000) g
+            """)
+        try db.execute("UPDATE pipeline.contacts SET phone = '+81 3 0000 0313' WHERE id = 1")
+        XCTAssertEqual(try engine.pass().updatedInCRM, 1, "the engine's cursor moves past them")
+        try db.execute("ANALYZE tandem.change_log")
+        try db.execute("SELECT brin_summarize_new_values('tandem.change_log_xid_order_brin')")
+        let pages = try db.count("SELECT pg_relation_size('tandem.change_log') / current_setting('block_size')::int")
+        XCTAssertGreaterThan(pages, 1000)
+
+        try db.execute("UPDATE pipeline.contacts SET phone = '+81 3 0000 0314' WHERE id = 1")
+        let connection = engine.connection
+        // The session's counts of earlier passes go to the server once it is
+        // idle after this statement: the transaction's counts are its own.
+        try connection.execute("SELECT pg_stat_force_next_flush()")
+        try connection.execute("BEGIN")
+        XCTAssertEqual(try connection.execute(PassFunction.livePass(configVersion: try engine.requireBound().configVersion)).scalar?
+            .hasPrefix("{1,1,"), true, "one change read")
+        let fetched = Int(try connection.execute("SELECT pg_stat_get_xact_blocks_fetched('tandem.change_log'::regclass)").scalar ?? "") ?? -1
+        try connection.execute("COMMIT")
+        XCTAssertGreaterThanOrEqual(fetched, 1)
+        XCTAssertLessThan(fetched, pages / 4, "pages of the log read by the pass, of \(pages)")
+        XCTAssertEqual(try db.scalar("SELECT phone FROM crm.contacts WHERE id = (SELECT crm_id::bigint FROM tandem.links WHERE module = 'contacts' AND pipeline_id = '1')"),
+                       "+81 3 0000 0314")
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.change_log"), 300_002, "what the stopped integration has not read is kept")
+    }
+
     func testAPassRunsInReadCommittedWhateverTheDatabasesDefault() throws {
         let db = try TestDatabase()
         let name = try XCTUnwrap(try db.scalar("SELECT current_database()::text"))
