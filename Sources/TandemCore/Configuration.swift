@@ -84,6 +84,13 @@ public struct Configuration: Sendable, Equatable {
 
     /// Parses the JSON text. Every problem is named in the one error thrown.
     /// Parsing and validation take time linear in the size of the text.
+    /// Whether JSONSerialization read `value` from `true` or `false`. Read
+    /// from 1 or 0, a number casts to Bool as well (`value is Bool`), and a
+    /// chunk of 1 was refused as a boolean.
+    static func isJSONBoolean(_ value: Any) -> Bool {
+        type(of: value) == type(of: NSNumber(value: true))
+    }
+
     public static func parse(_ text: String) throws -> Configuration {
         let size = text.utf8.count
         if size > maximumBytes {
@@ -166,7 +173,7 @@ struct JSONReader {
         }
         var chunk = 50_000
         if let value = root["initial_sync_chunk"] {
-            if let number = value as? Int, number >= 1, number <= 10_000_000, !(value is Bool) { chunk = number } else {
+            if let number = value as? Int, number >= 1, number <= 10_000_000, !Configuration.isJSONBoolean(value) { chunk = number } else {
                 problems.append("configuration.initial_sync_chunk must be a whole number from 1 to 10000000")
             }
         }

@@ -18,6 +18,7 @@ final class ConfigurationTests: XCTestCase {
             (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"colour":"red"}"#, "configuration.colour is not a known setting"),
             (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"modules":{"contacts":{"fields":[{}]}}}"#, "names neither a pipeline nor a crm column"),
             (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"initial_sync_chunk":0}"#, "initial_sync_chunk must be a whole number"),
+            (#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"initial_sync_chunk":true}"#, "initial_sync_chunk must be a whole number"),
         ]
         for (json, expected) in cases {
             XCTAssertThrowsError(try Configuration.parse(json), json) { error in
@@ -26,6 +27,11 @@ final class ConfigurationTests: XCTestCase {
                 XCTAssertTrue(error.message.contains(expected), "«\(expected)» not in «\(error.message)»")
             }
         }
+    }
+
+    func testAChunkOfOneRecordIsAChunkNotABoolean() throws {
+        XCTAssertEqual(try Configuration.parse(#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"initial_sync_chunk":1}"#).initialSyncChunk, 1)
+        XCTAssertEqual(try Configuration.parse(#"{"pipeline":{"acting_user":"a@b"},"crm":{"acting_user":"a@b"},"initial_sync_chunk":2}"#).initialSyncChunk, 2)
     }
 
     func testDefaultsCoverTheReferenceSchemasAndOverridesReplaceByColumn() throws {
