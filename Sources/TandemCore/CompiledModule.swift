@@ -20,6 +20,7 @@ public struct BySide<Value: Sendable>: Sendable {
 public struct CompiledModule: Sendable {
     public let compiler: ModuleCompiler
     public let linkedPairs: SQL
+    public let matchedByScan: SQL
     public let clearWork: SQL
     public let forgetWaiting: SQL
     public let retryWaiting: SQL
@@ -65,6 +66,7 @@ public struct CompiledModule: Sendable {
     public init(_ compiler: ModuleCompiler) {
         self.compiler = compiler
         linkedPairs = compiler.linkedPairs
+        matchedByScan = compiler.matchedByScan
         clearWork = compiler.clearWork
         forgetWaiting = compiler.forgetWaiting
         retryWaiting = compiler.retryWaiting

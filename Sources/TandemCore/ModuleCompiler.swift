@@ -154,17 +154,69 @@ public struct ModuleCompiler: Sendable {
     /// chunk's keys are distinct (a view may repeat a key; `DISTINCT` over
     /// keys read in order costs next to nothing): so no `ON CONFLICT`, which
     /// doubled the cost of queuing (0.24 against 0.12 s for 50,000 keys).
-    public func initialChunk(_ side: Side, after: String?, limit: Int) -> SQL {
+    /// `matched`: the module's records were matched already, set-wise
+    /// (`matchAll`): the chunk is queued `scanned`, and its records are not
+    /// matched again one key at a time.
+    public func initialChunk(_ side: Side, after: String?, limit: Int, matched: Bool = false) -> SQL {
         let keyColumn: SQL = "r.\(identifier: key(side).name)"
         return """
             WITH chunk AS (
               SELECT DISTINCT \(keyColumn) AS k \(initialScan(side, after: after))
                ORDER BY k LIMIT \(limit)),
             queued AS (
-              INSERT INTO _tandem_candidates (module, side, record_id, unlinked)
-              SELECT \(moduleName), \(literal: side.rawValue), k::text, true FROM chunk)
+              INSERT INTO _tandem_candidates (module, side, record_id, unlinked, scanned)
+              SELECT \(moduleName), \(literal: side.rawValue), k::text, true, \(raw: matched ? "true" : "false") FROM chunk)
             SELECT count(*)::bigint, max(k)::text FROM chunk
             """
+    }
+
+    /// B3 for the whole module at once, the first step of its initial sync:
+    /// every unlinked record of one app paired with an unlinked record of the
+    /// other that has the same normalized match value, duplicates one to one
+    /// in key order, as `match` pairs them. One hash join of the two apps'
+    /// records by value: each record's value is computed once, where a match
+    /// per chunk probes the other app's match index once per key. The pairs
+    /// are linked, and queued as candidates marked `matched`, so that the
+    /// pass merges them as matched records (`matchedByScan`); the chunks of
+    /// the initial sync that follow hold only what this left unlinked.
+    /// Returns the number of pairs. nil without a match rule.
+    public var matchAll: SQL? {
+        guard let rule = module.match else { return nil }
+        func numbered(_ side: Side) -> SQL {
+            let keyName = key(side).name
+            return """
+                SELECT s.id, s.k, row_number() OVER (PARTITION BY s.k ORDER BY s.id) AS n
+                  FROM (SELECT r.\(identifier: keyName) AS id, \(Self.normalized("r.\(identifier: rule.column(side).name)")) AS k
+                          FROM \(table(side)) r
+                         WHERE \(unlinked(side, id: "r.\(identifier: keyName)::text"))) s
+                 WHERE s.k <> ''
+                """
+        }
+        return """
+            WITH linked AS (
+              INSERT INTO tandem.links (integration_id, module, pipeline_id, crm_id, origin)
+              SELECT \(Self.integrationID), \(moduleName), p.id::text, c.id::text, 'matched'
+                FROM (\(numbered(.pipeline))) p
+                JOIN (\(numbered(.crm))) c ON c.k = p.k AND c.n = p.n
+              RETURNING link_id, pipeline_id),
+            noted AS (INSERT INTO _tandem_new_links (module, link_id) SELECT \(moduleName), link_id FROM linked),
+            queued AS (
+              INSERT INTO _tandem_candidates (module, side, record_id, matched)
+              SELECT \(moduleName), 'pipeline', pipeline_id, true FROM linked
+              RETURNING 1)
+            SELECT count(*)::bigint FROM queued
+            """
+    }
+
+    /// The pairs `matchAll` linked and queued are matched records: merged
+    /// as pairs the pass matched itself (B2 against no mirror, and noted as
+    /// such in a conflict). Run when the module's candidates hold some.
+    public var matchedByScan: SQL {
+        """
+        UPDATE \(raw: pairsTable) pr SET origin = 'matched'
+          FROM _tandem_candidates c
+         WHERE c.module = \(moduleName) AND c.side = 'pipeline' AND c.matched AND pr.p_id = c.record_id
+        """
     }
 
     /// How many records the chunks of `initialChunk(side, after:)` have
@@ -466,7 +518,7 @@ public struct ModuleCompiler: Sendable {
               SELECT c.record_id, \(mine) AS k, r.\(identifier: key(side).name) AS id
                 FROM _tandem_candidates c
                 JOIN \(table(side)) r ON r.\(identifier: key(side).name) = \(keyValue(side, "c.record_id"))
-               WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue)
+               WHERE c.module = \(moduleName) AND c.side = \(literal: side.rawValue) AND NOT c.scanned
                  AND \(unlinkedCandidate(side, id: "c.record_id", large: large)) AND \(inView(side, alias: "r"))\(withinSpan(side, alias: "r", large: large))),
             probed AS MATERIALIZED (
               SELECT keys.k, o.record_id, o.id

@@ -129,8 +129,12 @@ public struct PassFunction: Sendable {
         if large { body.line("ANALYZE _tandem_candidates;") }
         // Every module's candidates counted in one statement.
         if !compiled.isEmpty {
-            let counts = compiled.map { "count(*) FILTER (WHERE module = \(SQL.quote(literal: $0.module.name)))" }
-            body.line("SELECT \(counts.joined(separator: ", "))\n  INTO \(compiled.indices.map { "_candidates_\($0)" }.joined(separator: ", ")) FROM _tandem_candidates;")
+            let counts = compiled.flatMap { module -> [String] in
+                let name = SQL.quote(literal: module.module.name)
+                return ["count(*) FILTER (WHERE module = \(name))", "count(*) FILTER (WHERE module = \(name) AND matched)"]
+            }
+            let into = compiled.indices.flatMap { ["_candidates_\($0)", "_scan_matched_\($0)"] }
+            body.line("SELECT \(counts.joined(separator: ", "))\n  INTO \(into.joined(separator: ", ")) FROM _tandem_candidates;")
         }
         for (index, module) in compiled.enumerated() { body.line(try moduleBody(module, index: index, large: large)) }
         body.line("RETURN ARRAY[_read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm, _conflicts, _fallbacks, _waiting, _deferred];")
@@ -153,7 +157,7 @@ public struct PassFunction: Sendable {
               _span_hi_crm text;
               _n bigint;
               _candidates bigint;
-              \(compiled.indices.map { "_candidates_\($0) bigint;" }.joined(separator: " "))
+              \(compiled.indices.map { "_candidates_\($0) bigint; _scan_matched_\($0) bigint;" }.joined(separator: " "))
               _fallbacks bigint := 0;
               _linked bigint;
               _missing bigint;
@@ -366,6 +370,11 @@ public struct PassFunction: Sendable {
         out.line("IF _waiting_any THEN \(try Self.statement(module.forgetWaiting)) END IF;")
         out.line(try Self.statement(module.linkedPairs))
         out.line("GET DIAGNOSTICS _linked = ROW_COUNT;")
+        // Pairs an initial sync matched set-wise before this pass (`matchAll`).
+        out.line("IF _scan_matched_\(index) > 0 THEN")
+        out.line(try Self.statement(module.matchedByScan))
+        out.line("GET DIAGNOSTICS _n = ROW_COUNT; _matched := _matched + _n; _new_links := _new_links + _n;")
+        out.line("END IF;")
         // The match and the copies ask the pairs which candidates are linked
         // (`unlinkedCandidate`): planned on the pairs as they are now.
         if large { out.line("IF _linked > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }

@@ -368,6 +368,7 @@ extension Engine {
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS _tandem_candidates (
                 module text, side text, record_id text, unlinked boolean NOT NULL DEFAULT false,
+                scanned boolean NOT NULL DEFAULT false, matched boolean NOT NULL DEFAULT false,
                 PRIMARY KEY (record_id, side, module))
             """)
         try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_new_links (module text, link_id bigint)")

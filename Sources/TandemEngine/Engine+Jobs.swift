@@ -6,7 +6,9 @@ import TandemPostgres
 /// chunk feeds records to the same merge as live changes and commits with
 /// its progress, so a host killed midway resumes where it stopped (B5) and
 /// people can watch tandem.tab_status meanwhile.
-///  - initial_sync (R10): every unlinked record of both apps (the CRM view only, R7);
+///  - initial_sync (R10): every unlinked record of both apps (the CRM view
+///    only, R7), after the module's records are matched in one statement
+///    (`ModuleCompiler.matchAll`), as the first chunk is queued;
 ///  - edit_sync (R14): unlinked CRM records now in the view, and every linked
 ///    record when fields became mapped, to bring them into line;
 ///  - reactivation (R16): every linked record diffed against its mirror, then
@@ -40,7 +42,10 @@ struct JobChunk {
     /// nil when every module and scan is done and the job only needs completing.
     let module: String?
     let scan: Job.Scan?
+    /// Records read: the chunk's, and the pairs matched before it (`matchedAtOnce`).
     let read: Int64
+    /// Pairs the module's set-wise match linked as this chunk was queued.
+    var matchedAtOnce: Int64 = 0
     let last: String?
     let done: Bool
     var progress: [String: [String: [String: Any]]]
@@ -63,17 +68,29 @@ extension Engine {
                     if entry["done"] as? Bool == true { continue }
                     let after = entry["after"] as? String
                     let limit = bound.integration.initialSyncChunk
+                    // An initial sync matches the module's records (B3) all at
+                    // once, set-wise, as its first scan starts: its chunks then
+                    // hold what is left to copy, and are not matched again.
+                    let matchesFirst = job == .initialSync && compiler.matchAll != nil
+                    var matched: Int64 = 0
+                    if matchesFirst, scan == job.scans.first, entry["read"] == nil, let matchAll = compiler.matchAll {
+                        matched = try connection.execute(matchAll).scalar.flatMap { Int64($0) } ?? 0
+                        // The chunk's anti-join with the links is planned
+                        // next: on statistics that know these links.
+                        linksMadeSinceAnalyze[module.name, default: 0] += matched
+                        try analyzeLinksIfStale()
+                    }
                     let statement: SQL
                     switch scan {
-                    case .pipeline: statement = compiler.initialChunk(.pipeline, after: after, limit: limit)
-                    case .crm: statement = compiler.initialChunk(.crm, after: after, limit: limit)
+                    case .pipeline: statement = compiler.initialChunk(.pipeline, after: after, limit: limit, matched: matchesFirst)
+                    case .crm: statement = compiler.initialChunk(.crm, after: after, limit: limit, matched: matchesFirst)
                     case .links: statement = compiler.linksChunk(after: after, limit: limit)
                     }
                     let result = try connection.execute(statement).rows.first ?? []
                     let read = result.first.flatMap { $0.flatMap { Int64($0) } } ?? 0
                     let last = (result.count > 1 ? result[1] : nil) ?? after
-                    return JobChunk(tab: tab, job: job, module: module.name, scan: scan, read: read, last: last,
-                                    done: read < Int64(limit), progress: progress)
+                    return JobChunk(tab: tab, job: job, module: module.name, scan: scan, read: matched + read, matchedAtOnce: matched,
+                                    last: last, done: read < Int64(limit), progress: progress)
                 }
             }
             return JobChunk(tab: tab, job: job, module: nil, scan: nil, read: 0, last: nil, done: true, progress: progress)

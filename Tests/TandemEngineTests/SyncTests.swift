@@ -383,6 +383,36 @@ final class SyncTests: XCTestCase {
         XCTAssertEqual(try db.count("SELECT count(*) FROM pipeline.contacts WHERE lower(email) = 'late@example.com'"), 1)
     }
 
+    /// An initial sync matches each module's records in one statement as its
+    /// first chunk is queued (`ModuleCompiler.matchAll`), whatever the chunk
+    /// size, and merges the pairs in that pass as matched records.
+    func testB3_AnInitialSyncMatchesAModuleAtOnceWhateverItsChunkSize() throws {
+        let db = try TestDatabase(sample: 60, overlap: 30)
+        let engine = try db.engine()
+        try engine.configure(#"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"initial_sync_chunk":1,"tabs":{"contacts_companies":{}}}"#)
+        try engine.activate("contacts_companies")
+        let first = try engine.pass()
+        let matched = try db.count("SELECT count(*) FROM tandem.links WHERE module = 'companies' AND origin = 'matched'")
+        XCTAssertGreaterThan(matched, 1, "more pairs than the chunk holds")
+        XCTAssertEqual(first.matched, Int64(matched))
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM tandem.links l JOIN tandem.mirrors m USING (link_id) WHERE l.module = 'companies' AND l.origin = 'matched'
+            """), matched, "merged and mirrored in that pass")
+        XCTAssertEqual(try db.count("""
+            SELECT count(*) FROM tandem.conflict_decisions WHERE module = 'companies' AND reason LIKE '%(first sync of records matched on both sides)'
+            """), try db.count("SELECT count(*) FROM tandem.conflict_decisions WHERE module = 'companies'"), "noted as matched records")
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'companies' AND origin = 'matched'"), matched,
+                       "no company was matched later")
+        XCTAssertGreaterThan(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'contacts' AND origin = 'matched'"), 1)
+        XCTAssertEqual(try db.count("SELECT coalesce(sum(matched), 0) FROM tandem.runs"),
+                       try db.count("SELECT count(*) FROM tandem.links WHERE origin = 'matched'"), "every match counted once")
+        for (side, table) in [("pipeline", "pipeline.companies"), ("crm", "crm.accounts")] {
+            XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'companies' AND \(raw: side)_id IS NOT NULL"),
+                           try db.count("SELECT count(*) FROM \(raw: table)"), "every record of \(side) linked once")
+        }
+    }
+
     func testB4_TheEnginesOwnWritesNeverComeBackAndAQuietPassWritesNothing() throws {
         let db = try TestDatabase()
         let engine = try db.syncedEngine()
@@ -727,7 +757,10 @@ final class ReportTests: XCTestCase {
         // Progress with totals while the initial sync runs: read + what is left.
         let scans = try observer.jobProgress()
         XCTAssertEqual(scans.map { "\($0.module)/\($0.scan)" }, ["companies/pipeline", "companies/crm", "contacts/pipeline", "contacts/crm"])
-        XCTAssertEqual(scans[0].read, 100)
+        // The first chunk read the companies matched set-wise and 100 more.
+        let matched = try db.count("SELECT count(*) FROM tandem.links WHERE module = 'companies' AND origin = 'matched'")
+        XCTAssertGreaterThan(matched, 0)
+        XCTAssertEqual(scans[0].read, 100 + Int64(matched))
         XCTAssertEqual(Int(scans[0].total), try db.count("SELECT count(*) FROM pipeline.companies"))
         XCTAssertFalse(scans[0].done)
         let tab = try XCTUnwrap((try status(observer)["tabs"] as? [[String: Any]])?.first)
@@ -735,10 +768,10 @@ final class ReportTests: XCTestCase {
         // Uncounted, a scan's total is what it read; a display keeps the total it counted.
         try engine.pass()
         let uncounted = try observer.jobProgress(counting: false)
-        XCTAssertEqual(uncounted[0].read, 200)
-        XCTAssertEqual(uncounted[0].total, 200, "nothing was counted")
+        XCTAssertEqual(uncounted[0].read, 200 + Int64(matched))
+        XCTAssertEqual(uncounted[0].total, 200 + Int64(matched), "nothing was counted")
         let kept = uncounted[0].keepingTotal(of: scans[0])
-        XCTAssertEqual(kept.read, 200)
+        XCTAssertEqual(kept.read, 200 + Int64(matched))
         XCTAssertEqual(kept.total, scans[0].total, "the records read since the count came out of the remaining ones")
         XCTAssertEqual(kept.total, try observer.jobProgress()[0].total, "and a new count agrees")
         XCTAssertEqual(uncounted[1].keepingTotal(of: scans[0]).total, uncounted[1].total, "another scan's count is not taken")
