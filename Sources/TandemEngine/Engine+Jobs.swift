@@ -46,6 +46,9 @@ struct JobChunk {
     let read: Int64
     /// Pairs the module's set-wise match linked as this chunk was queued.
     var matchedAtOnce: Int64 = 0
+    /// Whether that match ran as this chunk was queued: the scan's progress
+    /// then says so (`setWiseMatch`), for the chunks after it.
+    var matchedSetWise = false
     let last: String?
     let done: Bool
     var progress: [String: [String: [String: Any]]]
@@ -70,10 +73,14 @@ extension Engine {
                     let limit = bound.integration.initialSyncChunk
                     // An initial sync matches the module's records (B3) all at
                     // once, set-wise, as its first scan starts: its chunks then
-                    // hold what is left to copy, and are not matched again.
-                    let matchesFirst = job == .initialSync && compiler.matchAll != nil
+                    // hold what is left to copy, and are not matched again. A
+                    // job whose first chunk an older engine queued has no such
+                    // match in its progress, and its chunks are matched.
+                    let first = job.scans[0]
+                    let matchAll = job == .initialSync && scan == first && entry["read"] == nil ? compiler.matchAll : nil
+                    let matchedSetWise = matchAll != nil || progress[module.name]?[first.rawValue]?[Self.setWiseMatch] as? Bool == true
                     var matched: Int64 = 0
-                    if matchesFirst, scan == job.scans.first, entry["read"] == nil, let matchAll = compiler.matchAll {
+                    if let matchAll {
                         matched = try connection.execute(matchAll).scalar.flatMap { Int64($0) } ?? 0
                         // The chunk's anti-join with the links is planned
                         // next: on statistics that know these links.
@@ -82,21 +89,25 @@ extension Engine {
                     }
                     let statement: SQL
                     switch scan {
-                    case .pipeline: statement = compiler.initialChunk(.pipeline, after: after, limit: limit, matched: matchesFirst)
-                    case .crm: statement = compiler.initialChunk(.crm, after: after, limit: limit, matched: matchesFirst)
+                    case .pipeline: statement = compiler.initialChunk(.pipeline, after: after, limit: limit, matched: matchedSetWise)
+                    case .crm: statement = compiler.initialChunk(.crm, after: after, limit: limit, matched: matchedSetWise)
                     case .links: statement = compiler.linksChunk(after: after, limit: limit)
                     }
                     let result = try connection.execute(statement).rows.first ?? []
                     let read = result.first.flatMap { $0.flatMap { Int64($0) } } ?? 0
                     let last = (result.count > 1 ? result[1] : nil) ?? after
                     return JobChunk(tab: tab, job: job, module: module.name, scan: scan, read: matched + read, matchedAtOnce: matched,
-                                    last: last, done: read < Int64(limit), progress: progress)
+                                    matchedSetWise: matchAll != nil, last: last, done: read < Int64(limit), progress: progress)
                 }
             }
             return JobChunk(tab: tab, job: job, module: nil, scan: nil, read: 0, last: nil, done: true, progress: progress)
         }
         return nil
     }
+
+    /// The key of a module's first scan in a job's progress that says its
+    /// records were matched set-wise (`ModuleCompiler.matchAll`).
+    static let setWiseMatch = "matched_set_wise"
 
     /// Records the chunk's progress and, after the last one, completes the job.
     func finishChunk(_ bound: Bound, _ chunk: JobChunk, events: inout [String]) throws {
@@ -107,6 +118,7 @@ extension Engine {
             let read = ((entry["read"] as? NSNumber)?.int64Value ?? 0) + chunk.read
             entry["read"] = read
             entry["done"] = chunk.done
+            if chunk.matchedSetWise { entry[Self.setWiseMatch] = true }
             progress[module, default: [:]][scan.rawValue] = entry
             var event: [String: Any] = [
                 "type": "\(chunk.job.rawValue)_progress", "integration": bound.integration.name, "tab": chunk.tab.rawValue,

@@ -413,6 +413,34 @@ final class SyncTests: XCTestCase {
         }
     }
 
+    /// A job whose first chunk an older engine queued has no set-wise match
+    /// in its progress: its chunks are matched key by key, and no company
+    /// with a twin in the other app is copied.
+    func testB3_AnInitialSyncResumedFromAnOlderEngineStillMatchesEveryTwin() throws {
+        let db = try TestDatabase(sample: 60, overlap: 30)
+        let pairs = try db.count(#"""
+            SELECT count(*) FROM
+              (SELECT k, row_number() OVER (PARTITION BY k ORDER BY id) AS n
+                 FROM (SELECT id, lower(regexp_replace(btrim(company_name), '\s+', ' ', 'g')) AS k FROM pipeline.companies) s WHERE k <> '') p
+              JOIN (SELECT k, row_number() OVER (PARTITION BY k ORDER BY id) AS n
+                 FROM (SELECT id, lower(regexp_replace(btrim(account_name), '\s+', ' ', 'g')) AS k FROM crm.accounts) s WHERE k <> '') c
+              USING (k, n)
+            """#)
+        XCTAssertGreaterThan(pairs, 1)
+        let engine = try db.engine()
+        try engine.configure(#"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"initial_sync_chunk":5,"tabs":{"contacts_companies":{}}}"#)
+        try engine.activate("contacts_companies")
+        // What an older engine left after queuing a first chunk that read nothing.
+        try db.execute("""
+            UPDATE tandem.tabs SET initial_sync_progress = '{"companies": {"pipeline": {"after": "0", "read": 0, "done": false}}}'
+             WHERE tab = 'contacts_companies'
+            """)
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.count("SELECT count(*) FROM tandem.links WHERE module = 'companies' AND origin = 'matched'"), pairs)
+        XCTAssertEqual(try db.scalar("SELECT (job IS NULL AND initial_sync_completed_at IS NOT NULL)::text FROM tandem.tabs WHERE tab = 'contacts_companies'"),
+                       "true", "the job completed")
+    }
+
     func testB4_TheEnginesOwnWritesNeverComeBackAndAQuietPassWritesNothing() throws {
         let db = try TestDatabase()
         let engine = try db.syncedEngine()
