@@ -154,10 +154,10 @@ public struct ModuleCompiler: Sendable {
     /// chunk's keys are distinct (a view may repeat a key; `DISTINCT` over
     /// keys read in order costs next to nothing): so no `ON CONFLICT`, which
     /// doubled the cost of queuing (0.24 against 0.12 s for 50,000 keys).
-    /// `matched`: the module's records were matched already, set-wise
+    /// `matchedSetWise`: the module's records were matched already
     /// (`matchAll`): the chunk is queued `scanned`, and its records are not
     /// matched again one key at a time.
-    public func initialChunk(_ side: Side, after: String?, limit: Int, matched: Bool = false) -> SQL {
+    public func initialChunk(_ side: Side, after: String?, limit: Int, matchedSetWise: Bool = false) -> SQL {
         let keyColumn: SQL = "r.\(identifier: key(side).name)"
         return """
             WITH chunk AS (
@@ -165,7 +165,7 @@ public struct ModuleCompiler: Sendable {
                ORDER BY k LIMIT \(limit)),
             queued AS (
               INSERT INTO _tandem_candidates (module, side, record_id, unlinked, scanned)
-              SELECT \(moduleName), \(literal: side.rawValue), k::text, true, \(raw: matched ? "true" : "false") FROM chunk)
+              SELECT \(moduleName), \(literal: side.rawValue), k::text, true, \(raw: matchedSetWise ? "true" : "false") FROM chunk)
             SELECT count(*)::bigint, max(k)::text FROM chunk
             """
     }

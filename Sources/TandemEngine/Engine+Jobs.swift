@@ -42,13 +42,12 @@ struct JobChunk {
     /// nil when every module and scan is done and the job only needs completing.
     let module: String?
     let scan: Job.Scan?
-    /// Records read: the chunk's, and the pairs matched before it (`matchedAtOnce`).
+    /// Records read: the chunk's, and the pairs matched before it (`matchedSetWise`).
     let read: Int64
-    /// Pairs the module's set-wise match linked as this chunk was queued.
-    var matchedAtOnce: Int64 = 0
-    /// Whether that match ran as this chunk was queued: the scan's progress
-    /// then says so (`setWiseMatch`), for the chunks after it.
-    var matchedSetWise = false
+    /// The pairs the module's set-wise match linked as this chunk was
+    /// queued; nil when it did not run with this chunk. When it ran, the
+    /// scan's progress says so (`setWiseMatch`), for the chunks after it.
+    var matchedSetWise: Int64?
     let last: String?
     let done: Bool
     var progress: [String: [String: [String: Any]]]
@@ -78,26 +77,25 @@ extension Engine {
                     // match in its progress, and its chunks are matched.
                     let first = job.scans[0]
                     let matchAll = job == .initialSync && scan == first && entry["read"] == nil ? compiler.matchAll : nil
-                    let matchedSetWise = matchAll != nil || progress[module.name]?[first.rawValue]?[Self.setWiseMatch] as? Bool == true
-                    var matched: Int64 = 0
-                    if let matchAll {
-                        matched = try connection.execute(matchAll).scalar.flatMap { Int64($0) } ?? 0
+                    let matched = try matchAll.map { try connection.execute($0).scalar.flatMap { Int64($0) } ?? 0 }
+                    if let matched {
                         // The chunk's anti-join with the links is planned
                         // next: on statistics that know these links.
                         linksMadeSinceAnalyze[module.name, default: 0] += matched
                         try analyzeLinksIfStale()
                     }
+                    let matchedSetWise = matched != nil || progress[module.name]?[first.rawValue]?[Self.setWiseMatch] as? Bool == true
                     let statement: SQL
                     switch scan {
-                    case .pipeline: statement = compiler.initialChunk(.pipeline, after: after, limit: limit, matched: matchedSetWise)
-                    case .crm: statement = compiler.initialChunk(.crm, after: after, limit: limit, matched: matchedSetWise)
+                    case .pipeline: statement = compiler.initialChunk(.pipeline, after: after, limit: limit, matchedSetWise: matchedSetWise)
+                    case .crm: statement = compiler.initialChunk(.crm, after: after, limit: limit, matchedSetWise: matchedSetWise)
                     case .links: statement = compiler.linksChunk(after: after, limit: limit)
                     }
                     let result = try connection.execute(statement).rows.first ?? []
                     let read = result.first.flatMap { $0.flatMap { Int64($0) } } ?? 0
                     let last = (result.count > 1 ? result[1] : nil) ?? after
-                    return JobChunk(tab: tab, job: job, module: module.name, scan: scan, read: matched + read, matchedAtOnce: matched,
-                                    matchedSetWise: matchAll != nil, last: last, done: read < Int64(limit), progress: progress)
+                    return JobChunk(tab: tab, job: job, module: module.name, scan: scan, read: (matched ?? 0) + read,
+                                    matchedSetWise: matched, last: last, done: read < Int64(limit), progress: progress)
                 }
             }
             return JobChunk(tab: tab, job: job, module: nil, scan: nil, read: 0, last: nil, done: true, progress: progress)
@@ -118,7 +116,7 @@ extension Engine {
             let read = ((entry["read"] as? NSNumber)?.int64Value ?? 0) + chunk.read
             entry["read"] = read
             entry["done"] = chunk.done
-            if chunk.matchedSetWise { entry[Self.setWiseMatch] = true }
+            if chunk.matchedSetWise != nil { entry[Self.setWiseMatch] = true }
             progress[module, default: [:]][scan.rawValue] = entry
             var event: [String: Any] = [
                 "type": "\(chunk.job.rawValue)_progress", "integration": bound.integration.name, "tab": chunk.tab.rawValue,

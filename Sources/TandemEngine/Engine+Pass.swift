@@ -163,7 +163,7 @@ extension Engine {
         summary.changesRead += chunk?.read ?? 0
         if let chunk, let module = chunk.module {
             // The links matched before the pass were counted as they were made.
-            linksMadeSinceAnalyze[module, default: 0] += summary.matched - chunk.matchedAtOnce + summary.createdInPipeline + summary.createdInCRM
+            linksMadeSinceAnalyze[module, default: 0] += summary.matched - (chunk.matchedSetWise ?? 0) + summary.createdInPipeline + summary.createdInCRM
         }
         if let chunk { try finishChunk(bound, chunk, events: &events) }
         try connection.execute("COMMIT")
