@@ -82,8 +82,6 @@ public struct Configuration: Sendable, Equatable {
     /// the value pairs under their `values`.
     public static let maximumEntriesPerModule = 10_000
 
-    /// Parses the JSON text. Every problem is named in the one error thrown.
-    /// Parsing and validation take time linear in the size of the text.
     /// Whether JSONSerialization read `value` from `true` or `false`. Read
     /// from 1 or 0, a number casts to Bool as well (`value is Bool`), and a
     /// chunk of 1 was refused as a boolean.
@@ -91,6 +89,8 @@ public struct Configuration: Sendable, Equatable {
         type(of: value) == type(of: NSNumber(value: true))
     }
 
+    /// Parses the JSON text. Every problem is named in the one error thrown.
+    /// Parsing and validation take time linear in the size of the text.
     public static func parse(_ text: String) throws -> Configuration {
         let size = text.utf8.count
         if size > maximumBytes {
