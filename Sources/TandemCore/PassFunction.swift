@@ -9,7 +9,7 @@ import TandemPostgres
 /// the one place that decides their order and which of them run (B2–B6,
 /// B11, R11).
 ///
-/// `tandem_pass(config_version, prepared, chunk, kind)` returns bigint[]:
+/// `tandem_pass(config_version, prepared, chunk, kind, statistics)` returns bigint[]:
 /// a status, then the counts of `PassSummary` (see `Result`).
 ///  - `prepared` false: a live pass. The function empties the work tables
 ///    and reads the change log; when a tab runs a background job it returns
@@ -17,6 +17,10 @@ import TandemPostgres
 ///  - `prepared` true: a job's pass. The engine emptied the work tables,
 ///    queued a chunk of `chunk` records (NULL: no chunk) and runs the
 ///    function in its own transaction.
+///  - `statistics`: what kind of chunk it queued (`Engine.chunkStatistics`);
+///    NULL for a live pass. The large merge analyzes a work table only when
+///    its statistics were not taken from a chunk of the same kind
+///    (`analyze(_:site:rows:)`).
 public struct PassFunction: Sendable {
     /// What the call returned in its first element.
     public enum Status: Int64, Sendable {
@@ -54,6 +58,10 @@ public struct PassFunction: Sendable {
     /// Within a large batch, a module's own work table is analyzed above this
     /// many rows.
     static let analyzeModuleAbove: Int64 = 1000
+    /// A job's chunk keeps its work tables' statistics when the live changes
+    /// read with it are fewer than 1 in this many of its records: they
+    /// cannot change what the statistics say of its rows by more than that.
+    static let liveShareKeepingStatistics: Int64 = 8
 
     public let integrationID: Int64
     public let compiled: [CompiledModule]
@@ -71,12 +79,13 @@ public struct PassFunction: Sendable {
 
     /// The call of a live pass, with the version the engine is bound to.
     public static func livePass(configVersion: Int64) -> SQL {
-        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, false, NULL, 'incremental')"
+        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, false, NULL, 'incremental', NULL)"
     }
 
-    /// The call of a job's pass, inside the engine's transaction.
-    public static func jobPass(configVersion: Int64, chunk: Int64?, kind: String) -> SQL {
-        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, true, \(chunk.map(String.init))::bigint, \(kind))"
+    /// The call of a job's pass, inside the engine's transaction;
+    /// `statistics`: the kind of its chunk (nil: no chunk).
+    public static func jobPass(configVersion: Int64, chunk: Int64?, kind: String, statistics: String?) -> SQL {
+        "SELECT pg_temp.tandem_pass(\(configVersion)::bigint, true, \(chunk.map(String.init))::bigint, \(kind), \(statistics)::text)"
     }
 
     /// The `CREATE OR REPLACE FUNCTION` statements of `pg_temp.tandem_pass`
@@ -88,11 +97,12 @@ public struct PassFunction: Sendable {
     /// merge (up to `analyzeAbove` records) is planned with hash and merge
     /// joins off, so that its cached plans look records up by key however
     /// the work tables have grown; the large merge analyzes the work tables
-    /// and lets the planner choose.
+    /// (for a job, once for each kind of chunk: `analyze(_:site:rows:)`) and
+    /// lets the planner choose.
     public func definitions() -> [String]? {
         guard let small = try? merge(large: false), let large = try? merge(large: true) else { return nil }
         return [small, large, function(
-            "tandem_pass(_config_version bigint, _prepared boolean, _chunk bigint, _kind text)", settings: "",
+            "tandem_pass(_config_version bigint, _prepared boolean, _chunk bigint, _kind text, _statistics text)", settings: "",
             declarations: """
               _started timestamptz := clock_timestamp();
               _current pg_snapshot;
@@ -113,7 +123,10 @@ public struct PassFunction: Sendable {
             """,
             body: prologue + "\n" + """
             IF _read + coalesce(_chunk, 0) > \(largeAbove) THEN
-              _merged := pg_temp.tandem_merge_large(_syncing, _waiting_any);
+              -- A chunk read with many live changes is not the kind of rows
+              -- its statistics describe: its work tables are analyzed.
+              _merged := pg_temp.tandem_merge_large(_syncing, _waiting_any,
+                CASE WHEN _read * \(Self.liveShareKeepingStatistics) < coalesce(_chunk, 0) THEN _statistics END);
             ELSE
               _merged := pg_temp.tandem_merge_small(_syncing, _waiting_any);
             END IF;
@@ -126,7 +139,7 @@ public struct PassFunction: Sendable {
     /// whose parents it linked), then the counts of `Count` from `matched`.
     func merge(large: Bool) throws -> String {
         var body = Body()
-        if large { body.line("ANALYZE _tandem_candidates;") }
+        if large { body.line(Self.analyze("_tandem_candidates", site: "candidates")) }
         // Every module's candidates counted in one statement.
         if !compiled.isEmpty {
             let counts = compiled.flatMap { module -> [String] in
@@ -139,7 +152,7 @@ public struct PassFunction: Sendable {
         for (index, module) in compiled.enumerated() { body.line(try moduleBody(module, index: index, large: large)) }
         body.line("RETURN ARRAY[_read, _matched, _created_pipeline, _created_crm, _updated_pipeline, _updated_crm, _conflicts, _fallbacks, _waiting, _deferred];")
         return function(
-            "tandem_merge_\(large ? "large" : "small")(_syncing text[], _waiting_any boolean)",
+            "tandem_merge_\(large ? "large(_syncing text[], _waiting_any boolean, _statistics text)" : "small(_syncing text[], _waiting_any boolean)")",
             // A large batch sorts and hashes up to a chunk of records (50,000
             // in an initial sync) at a time: with the default 4 MB the sorts of
             // the match spilled to disk. Each statement with a key span is
@@ -202,6 +215,28 @@ public struct PassFunction: Sendable {
             \(body)
             END
             \(tag)
+            """
+    }
+
+    /// A statement of the large merge that analyzes a work table (when
+    /// `rows`, a variable, counts more than `analyzeModuleAbove`), unless
+    /// this point of the merge (`site`) analyzed it for a chunk of the same
+    /// kind (`_statistics`, `Engine.chunkStatistics`) in this session: the
+    /// chunks of one scan hold rows of the same modules, side and flags,
+    /// which is what the statistics tell the planner, and the planner counts
+    /// the rows from the table's size whatever the statistics say. Emptying
+    /// and analyzing the tables empty between passes keeps what they say of
+    /// the columns. A session setting remembers the kind: it is the
+    /// session's alone, and goes back with the transaction as the
+    /// statistics do. A live batch (`_statistics` NULL) is analyzed always.
+    static func analyze(_ table: String, site: String, rows: String? = nil) -> String {
+        let setting = SQL.quote(literal: "tandem_statistics.\(site)")
+        let enough = rows.map { "\($0) > \(analyzeModuleAbove) AND " } ?? ""
+        return """
+            IF \(enough)(_statistics IS NULL OR pg_catalog.current_setting(\(setting), true) IS DISTINCT FROM _statistics) THEN
+              ANALYZE \(table);
+              PERFORM pg_catalog.set_config(\(setting), coalesce(_statistics, ''), false);
+            END IF;
             """
     }
 
@@ -377,7 +412,7 @@ public struct PassFunction: Sendable {
         out.line("END IF;")
         // The match and the copies ask the pairs which candidates are linked
         // (`unlinkedCandidate`): planned on the pairs as they are now.
-        if large { out.line("IF _linked > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
+        if large { out.line(Self.analyze(compiler.pairsTable, site: "m\(index)_linked", rows: "_linked")) }
         // A large batch's match, preparation and creation of copies of a
         // side whose key has a span read it (`ModuleCompiler.withinSpan`).
         let readsSpan = { (side: Side) in large && module.span[side] != nil }
@@ -406,7 +441,7 @@ public struct PassFunction: Sendable {
             out.line(try Self.statement(prepare, readsSpan: readsSpan(side)))
             out.line("GET DIAGNOSTICS _n = ROW_COUNT;")
             out.line("IF _n > 0 THEN")
-            if large { out.line("IF _n > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.createTable(side)); END IF;") }
+            if large { out.line(Self.analyze(compiler.createTable(side), site: "m\(index)_create_\(side.rawValue)", rows: "_n")) }
             // Created, linked and mirrored in one statement; if a record's
             // data fails it, created record by record, then linked, and
             // mirrored with the fresh pairs after both sides.
@@ -424,7 +459,7 @@ public struct PassFunction: Sendable {
             out.line("END IF;")
         }
         out.line("END IF;")
-        if large { out.line("IF _candidates > \(Self.analyzeModuleAbove) THEN ANALYZE \(compiler.pairsTable); END IF;") }
+        if large { out.line(Self.analyze(compiler.pairsTable, site: "m\(index)_pairs", rows: "_candidates")) }
         // Copies made by this pass need no merge: their mirrors come
         // straight from the two records (made with them, or here for copies
         // made record by record); the work table holds the rest.

@@ -357,6 +357,7 @@ extension Engine {
         try connection.execute("""
             INSERT INTO _tandem_session VALUES (\(id), \(integration.policy.rawValue), \(setupUsers[.pipeline]), \(setupUsers[.crm]))
             """)
+        binds += 1
         try connection.execute("CREATE TEMP TABLE IF NOT EXISTS _tandem_policies (module text PRIMARY KEY, policy text NOT NULL)")
         try bindMirrorLayouts(id: id, integration: integration)
         // The record id leads these keys: it tells rows apart at the first

@@ -103,6 +103,18 @@ extension Engine {
         return nil
     }
 
+    /// What kind of rows a chunk queues, for its work tables' statistics
+    /// (`PassFunction.analyze`): the chunks of one scan of one module hold
+    /// the same kind, apart from the first chunk of an initial sync, which
+    /// also holds the module's set-wise matches. The binding's number makes
+    /// statistics taken before the work tables were made again count for
+    /// nothing. nil: the chunk holds no records.
+    func chunkStatistics(_ chunk: JobChunk) -> String? {
+        guard let module = chunk.module, let scan = chunk.scan else { return nil }
+        let kind = [String(binds), chunk.job.rawValue, scan.rawValue, chunk.matchedSetWise == nil ? "next" : "first", module]
+        return kind.joined(separator: "/")
+    }
+
     /// The key of a module's first scan in a job's progress that says its
     /// records were matched set-wise (`ModuleCompiler.matchAll`).
     static let setWiseMatch = "matched_set_wise"

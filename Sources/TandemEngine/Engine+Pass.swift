@@ -154,7 +154,8 @@ extension Engine {
         try analyzeLinksIfStale()
         let chunk = try jobChunk(bound, states: try tabStates(bound.id))
         var (status, summary) = try passResult(connection.execute(
-            PassFunction.jobPass(configVersion: bound.configVersion, chunk: chunk?.read, kind: chunk?.job.rawValue ?? "incremental")).scalar, bound)
+            PassFunction.jobPass(configVersion: bound.configVersion, chunk: chunk?.read, kind: chunk?.job.rawValue ?? "incremental",
+                                 statistics: chunk.flatMap(chunkStatistics))).scalar, bound)
         guard status == .worked else {
             try connection.execute("ROLLBACK")
             return (status, summary, nil)

@@ -98,6 +98,9 @@ public final class Engine {
     /// links job passes made per module since.
     var linksPlanned: [String: Int64]?
     var linksMadeSinceAnalyze: [String: Int64] = [:]
+    /// How many times this session has bound: its work tables are made
+    /// again each time (`chunkStatistics`).
+    var binds = 0
     /// Batches of more records go through the large merge (tests lower it
     /// to run every batch through it).
     var largeBatchAbove = PassFunction.analyzeAbove

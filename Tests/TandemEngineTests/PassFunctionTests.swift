@@ -40,6 +40,89 @@ final class PassFunctionTests: XCTestCase {
         XCTAssertNil(analyzed, "work tables analyzed by a small pass: \(analyzed ?? "")")
     }
 
+    /// An initial sync analyzes each work table of the large merge for the
+    /// first chunk of each kind (issue 9.2: no per-chunk ANALYZE): the
+    /// chunks of one scan of one module hold the same kind of rows, and the
+    /// planner counts their rows from the table's size. A chunk read with
+    /// many live changes holds another kind of rows: it is analyzed. Job
+    /// passes are run here without the truncation between passes, whose
+    /// analysis of the empty tables would count too.
+    func testAnInitialSyncAnalyzesItsWorkTablesOncePerKindOfChunkNotPerChunk() throws {
+        let db = try TestDatabase(sample: 3000, overlap: 20)
+        let engine = try db.engine()
+        engine.largeBatchAbove = 0
+        try engine.configure(#"{"pipeline":{"acting_user":"admin@example.com"},"crm":{"acting_user":"admin@example.com"},"initial_sync_chunk":1100,"tabs":{"contacts_companies":{}}}"#)
+        try engine.activate("contacts_companies")
+        XCTAssertEqual(try engine.pass().initialChunk, true, "the first chunk, through passOnce")
+        let bound = try engine.requireBound()
+        let tables = ["_tandem_candidates"] + bound.compilers.flatMap { [$0.pairsTable, $0.createTable(.pipeline), $0.createTable(.crm)] }
+        func analyses() throws -> [String: Int] {
+            var counts: [String: Int] = [:]
+            for table in tables {
+                counts[table] = Int(try engine.connection.execute("SELECT pg_stat_get_analyze_count(\(table)::regclass)").scalar ?? "") ?? -1
+            }
+            return counts
+        }
+        let before = try analyses()
+        var events: [String] = []
+        var chunks = 0
+        var kinds = Set<String>()
+        var recent: [String] = []
+        var liveChecked = false
+        var afterLive = false
+        while true {
+            let analyzedBefore = try analyses()["_tandem_candidates"] ?? 0
+            // Once two chunks in a row were of one kind, the next chunk is
+            // read with live edits of linked companies, more than an eighth of
+            // a chunk.
+            let live = !liveChecked && recent.count == 2 && recent[0] == recent[1]
+            if live {
+                try db.execute("""
+                    UPDATE pipeline.companies SET phone = 'LIVE ' || id
+                     WHERE id IN (SELECT pipeline_id::bigint FROM tandem.links WHERE module = 'companies' ORDER BY link_id LIMIT 300)
+                    """)
+            }
+            let (status, _, chunk) = try engine.jobPass(bound, events: &events)
+            guard let chunk, chunk.module != nil else { break }
+            XCTAssertEqual(status, .worked)
+            chunks += 1
+            let kind = try XCTUnwrap(engine.chunkStatistics(chunk))
+            kinds.insert(kind)
+            let analyzed = (try analyses()["_tandem_candidates"] ?? 0) - analyzedBefore
+            if kind == recent.last {
+                // The statistics taken with the live edits describe no chunk.
+                let expected = live || afterLive ? 1 : 0
+                XCTAssertEqual(analyzed, expected, "chunk \(chunks), of the kind before it, \(live ? "with live edits" : afterLive ? "after live edits" : "")")
+                if live { liveChecked = true }
+            } else {
+                XCTAssertEqual(analyzed, 1, "chunk \(chunks), of a new kind")
+            }
+            recent = Array((recent + [kind]).suffix(2))
+            afterLive = live
+        }
+        XCTAssertTrue(liveChecked, "a chunk of the kind before it was read with live edits")
+        XCTAssertGreaterThan(chunks, 2 * kinds.count, "chunks of each kind: \(chunks), kinds \(kinds.count)")
+        let after = try analyses()
+        for table in tables {
+            let analyzed = (after[table] ?? 0) - (before[table] ?? 0)
+            // The chunk with live changes, and the next one, which the
+            // statistics taken then do not describe.
+            XCTAssertLessThanOrEqual(analyzed, kinds.count + 2, "\(table) analyzed \(analyzed) times in \(chunks) chunks of \(kinds.count) kinds")
+        }
+        XCTAssertGreaterThan((after["_tandem_candidates"] ?? 0) - (before["_tandem_candidates"] ?? 0), 0)
+        XCTAssertGreaterThan(try analyses().filter { $0.key != "_tandem_candidates" && $0.value > before[$0.key] ?? 0 }.count, 0,
+                             "chunks over 1,000 records analyze the modules' tables too")
+        XCTAssertEqual(try db.scalar("SELECT (job IS NULL AND initial_sync_completed_at IS NOT NULL)::text FROM tandem.tabs WHERE tab = 'contacts_companies'"),
+                       "true", "the job completed")
+        for (module, side, table) in [("companies", "pipeline", "pipeline.companies"), ("companies", "crm", "crm.accounts"),
+                                      ("contacts", "pipeline", "pipeline.contacts"), ("contacts", "crm", "crm.contacts")] {
+            XCTAssertEqual(try db.count("SELECT count(DISTINCT \(raw: side)_id) FROM tandem.links WHERE module = \(module)"),
+                           try db.count("SELECT count(*) FROM \(raw: table)"), "every record of \(table) linked once")
+        }
+        try engine.passUntilQuiet()
+        XCTAssertEqual(try db.count("SELECT count(*) FROM crm.accounts WHERE phone LIKE 'LIVE %'"), 300, "the live edits reached the CRM")
+    }
+
     /// A pass that writes commits without waiting for the disk (its writes,
     /// links, mirrors and cursor are one transaction: a crash loses all of it
     /// or none, and the change log still holds what it read); the session
