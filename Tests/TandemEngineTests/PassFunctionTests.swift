@@ -57,11 +57,11 @@ final class PassFunctionTests: XCTestCase {
         let bound = try engine.requireBound()
         let tables = ["_tandem_candidates"] + bound.compilers.flatMap { [$0.pairsTable, $0.createTable(.pipeline), $0.createTable(.crm)] }
         func analyses() throws -> [String: Int] {
-            var counts: [String: Int] = [:]
-            for table in tables {
-                counts[table] = Int(try engine.connection.execute("SELECT pg_stat_get_analyze_count(\(table)::regclass)").scalar ?? "") ?? -1
-            }
-            return counts
+            let rows = try engine.connection.execute("""
+                SELECT c.relname::text, pg_stat_get_analyze_count(c.oid)::text FROM pg_class c
+                 WHERE c.relnamespace = pg_my_temp_schema() AND c.relname = ANY (string_to_array(\(tables.joined(separator: ",")), ','))
+                """).rows
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0[0] ?? "", Int($0[1] ?? "") ?? -1) })
         }
         let before = try analyses()
         var events: [String] = []
